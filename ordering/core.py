@@ -1,0 +1,408 @@
+"""The consensus core: chained two-chain HotStuff (Jolteon / DiemBFT v4), sans I/O.
+
+Theory of operation
+-------------------
+Round ``r`` has one leader (round-robin). It proposes a block extending the
+highest QC it knows, justified by a QC for ``r-1`` or by a TC for ``r-1``.
+Replicas vote (see ``safety``) and send the vote to the leader of ``r+1``, who
+gathers a quorum into a QC, enters ``r+1`` and proposes on top of it. A block
+commits when it and its child are certified in consecutive rounds (the
+two-chain rule); committing delivers every uncommitted ancestor in height order.
+
+If a round stalls, each node's timer fires, it signs a timeout carrying its
+highest QC; ``f+1`` timeouts make the others join early, ``2f+1`` form a TC that
+moves everyone to the next round. Certificates ride along in every proposal and
+timeout, so a node that fell behind catches up from whatever it hears next, and
+fetches missing blocks with ``BlockRequest``.
+
+The core reads no clock, does no I/O and has no randomness: ``handle(event)``
+returns the actions for the driver. Every signature it makes is preceded by a
+``Persist`` of the safety state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ordering.blocktree import BlockTree, CommittedTip
+from ordering.collectors import TimeoutCollector, VoteCollector
+from ordering.events import (
+    Action,
+    BlocksReceived,
+    BlocksRequested,
+    Broadcast,
+    Commit,
+    Event,
+    Persist,
+    ProposalReceived,
+    Rejected,
+    ResetTimer,
+    Send,
+    TimeoutReceived,
+    TimerFired,
+    VerifiedProposal,
+    VerifiedTimeout,
+    VoteReceived,
+)
+from ordering.leader import leader_of
+from ordering.messages import (
+    MAX_SYNC_BLOCKS,
+    Block,
+    BlockRequest,
+    BlockResponse,
+    Proposal,
+    ProposalData,
+    QuorumCert,
+    Timeout,
+    TimeoutCert,
+    TimeoutData,
+    Vote,
+    VoteData,
+    block_hash,
+    genesis_qc,
+)
+from ordering.pacemaker import Pacemaker, PacemakerConfig
+from ordering.safety import SafetyState, after_timeout, after_vote, is_safe_to_vote, with_high_qc
+from sequencer_net.committee import Committee
+from sequencer_net.signing import SigningKey, Verified
+
+
+class PayloadApp(Protocol):
+    """What goes inside blocks: filled by the mempool and fair-ordering layers."""
+
+    def propose_payload(self, parent_hash: bytes, height: int, round_: int) -> bytes:
+        """Bytes for the leader's next block on top of ``parent_hash``."""
+        ...
+
+    def validate_payload(self, block: Block, digest: bytes) -> bool:
+        """False makes honest replicas refuse to vote for ``block``."""
+        ...
+
+    def on_commit(self, block: Block, digest: bytes) -> None:
+        """``block`` is final; called once per block in height order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    pacemaker: PacemakerConfig = field(default_factory=PacemakerConfig)
+    future_round_window: int = 1000
+    retention: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a restarting node reloads from disk."""
+
+    safety: SafetyState
+    tip: CommittedTip
+
+
+class ConsensusCore:
+    """One validator's consensus state machine."""
+
+    def __init__(
+        self,
+        committee: Committee,
+        me: int,
+        key: SigningKey,
+        app: PayloadApp,
+        config: CoreConfig | None = None,
+        restored: Restored | None = None,
+    ) -> None:
+        self.committee, self.me, self._key, self._app = committee, me, key, app
+        self.config = config or CoreConfig()
+        chain_id = committee.chain_id
+        if restored is None:
+            restored = Restored(SafetyState(0, genesis_qc(chain_id)), BlockTree(chain_id).tip)
+        self.safety = restored.safety
+        self._persisted = restored.safety
+        self.tree = BlockTree(chain_id, restored.tip, self.config.retention)
+        start = max(restored.safety.high_qc.round, restored.tip.round) + 1
+        self.pacemaker = Pacemaker(self.config.pacemaker, round=start)
+        self.last_tc: TimeoutCert | None = None
+        self._votes = VoteCollector(committee.quorum)
+        self._timeouts = TimeoutCollector(committee.quorum)
+        self._timed_out_round = 0
+        self._pending_proposal: tuple[int, VerifiedProposal] | None = None
+        self._pending_commit: QuorumCert | None = None
+        self._wanted: dict[bytes, int] = {}  # missing block hash -> round last requested
+        self._sync_peer = me
+        self._out: list[Action] = []
+
+    @property
+    def round(self) -> int:
+        return self.pacemaker.round
+
+    # ------------------------------------------------------------ public API
+
+    def start(self) -> list[Action]:
+        """Arm the first timer and, if leading, propose."""
+        self._emit(ResetTimer(self.round, self.pacemaker.timeout_ms))
+        if leader_of(self.round, self.committee.n) == self.me:
+            self._propose()
+        return self._drain()
+
+    def handle(self, event: Event) -> list[Action]:
+        """Apply one verified event; return what the driver must do, in order."""
+        match event:
+            case ProposalReceived(sender, proposal):
+                self._on_proposal(sender, proposal)
+            case VoteReceived(sender, vote):
+                self._on_vote(sender, vote)
+            case TimeoutReceived(sender, timeout):
+                self._on_timeout(sender, timeout)
+            case BlocksRequested(sender, request):
+                self._on_block_request(sender, request)
+            case BlocksReceived(sender, response):
+                self._on_blocks(sender, response)
+            case TimerFired(round_):
+                self._on_timer(round_)
+        return self._drain()
+
+    # ------------------------------------------------------------ proposals
+
+    def _on_proposal(self, sender: int, p: VerifiedProposal) -> None:
+        self._on_certificates(sender, p.block.parent_qc, p.last_round_tc)
+        if p.block_hash in self.tree:
+            return None
+        parent = p.block.parent_qc.block_hash
+        if p.block.round < self.round:  # late: keep the block, it may get certified
+            if self.tree.is_connected(parent) and self._app.validate_payload(p.block, p.block_hash):
+                self.tree.insert(p.block_hash, p.block)
+                self._resume_after_sync()
+            return None
+        if p.block.round > self.round:
+            return self._reject(sender, "proposal-future-round", f"round {p.block.round}")
+        if not self.tree.is_connected(parent):
+            self._pending_proposal = (sender, p)
+            return self._request_missing(parent, sender)
+        return self._vote_for(sender, p)
+
+    def _vote_for(self, sender: int, p: VerifiedProposal) -> None:
+        block = p.block
+        if not self._app.validate_payload(block, p.block_hash):
+            return self._reject(sender, "proposal-invalid-payload", p.block_hash.hex())
+        self.tree.insert(p.block_hash, block)
+        if not is_safe_to_vote(self.safety, block.round, block.parent_qc, p.last_round_tc):
+            return self._reject(sender, "proposal-unsafe", f"round {block.round}")
+        self.safety = after_vote(self.safety, block.round)
+        self._send_vote(VoteData(p.block_hash, block.round, block.height))
+        return None
+
+    def _send_vote(self, data: VoteData) -> None:
+        chain_id = self.committee.chain_id
+        vote = self._key.sign_own(data, chain_id, self.me)
+        self._persist()
+        next_leader = leader_of(data.round + 1, self.committee.n)
+        if next_leader == self.me:
+            self._on_vote(self.me, vote)
+        else:
+            self._emit(Send(next_leader, Vote(vote.unchecked())))
+
+    def _propose(self) -> None:
+        round_, qc = self.round, self.safety.high_qc
+        tc = None
+        if qc.round + 1 != round_:
+            if self.last_tc is None or self.last_tc.round + 1 != round_:
+                return  # no certificate justifies this round yet
+            tc = self.last_tc
+        if not self.tree.is_connected(qc.block_hash):
+            return self._request_missing(qc.block_hash, self._next_sync_peer())
+        if round_ <= self.safety.highest_voted_round:
+            return None  # already voted or timed out here (e.g. before a restart)
+        payload = self._app.propose_payload(qc.block_hash, qc.height + 1, round_)
+        block = Block(qc.height + 1, round_, self.me, qc, payload)
+        digest = block_hash(block)
+        signed = self._key.sign(ProposalData(round_, digest), self.committee.chain_id, self.me)
+        self.tree.insert(digest, block)
+        self.safety = after_vote(self.safety, round_)
+        self._persist()  # proposing is voting: never propose twice in a round
+        self._emit(Broadcast(Proposal(block, tc, signed)))
+        self._send_vote(VoteData(digest, round_, block.height))
+        return None
+
+    # ------------------------------------------------------------ votes
+
+    def _on_vote(self, sender: int, vote: Verified[VoteData]) -> None:
+        round_ = vote.statement.round
+        if leader_of(round_ + 1, self.committee.n) != self.me:
+            return self._reject(sender, "vote-wrong-leader", f"for round {round_ + 1}")
+        if not self._is_in_window(round_ + 1):
+            return None
+        qc, equivocated = self._votes.add(vote)
+        if equivocated:
+            self._reject(sender, "vote-equivocation", f"{vote.signer} in {round_}")
+        if qc is not None:
+            self._on_qc(sender, qc)
+        return None
+
+    # ------------------------------------------------------------ timeouts
+
+    def _on_timer(self, round_: int) -> None:
+        if round_ != self.round:
+            return
+        self._emit(ResetTimer(self.round, self.pacemaker.timeout_ms))
+        self._local_timeout()
+        self._retry_sync()
+
+    def _local_timeout(self) -> None:
+        round_, high_qc = self.round, self.safety.high_qc
+        self.safety = after_timeout(self.safety, round_)
+        self._timed_out_round = round_
+        signed = self._key.sign_own(
+            TimeoutData(round_, high_qc.round), self.committee.chain_id, self.me
+        )
+        self._persist()
+        self._emit(Broadcast(Timeout(signed.unchecked(), high_qc, self.last_tc)))
+        self._count_timeout(round_, self.me, signed.signature, high_qc)
+
+    def _on_timeout(self, sender: int, t: VerifiedTimeout) -> None:
+        self._on_certificates(sender, t.high_qc, t.last_round_tc)
+        round_ = t.timeout.statement.round
+        if round_ < self.round or not self._is_in_window(round_):
+            return
+        self._count_timeout(round_, t.timeout.signer, t.timeout.signature, t.high_qc)
+
+    def _count_timeout(self, round_: int, signer: int, signature: bytes, qc: QuorumCert) -> None:
+        self._timeouts.add(round_, signer, signature, qc)
+        joins = self._timeouts.count(round_) >= self.committee.validity
+        if round_ == self.round and joins and self._timed_out_round < round_:
+            self._local_timeout()  # f+1 gave up: at least one honest node did, so join
+            return
+        tc = self._timeouts.take_certificate(round_)
+        if tc is not None:
+            self._on_tc(tc)
+
+    # ------------------------------------------------------------ certificates
+
+    def _on_certificates(self, sender: int, qc: QuorumCert, tc: TimeoutCert | None) -> None:
+        if tc is not None:
+            self._on_tc(tc, sender)
+        self._on_qc(sender, qc)
+
+    def _on_tc(self, tc: TimeoutCert, sender: int | None = None) -> None:
+        self._on_qc(self.me if sender is None else sender, tc.high_qc)
+        if self.last_tc is None or tc.round > self.last_tc.round:
+            self.last_tc = tc
+        self._enter_round(tc.round + 1, after_timeout=True)
+
+    def _on_qc(self, sender: int, qc: QuorumCert) -> None:
+        self.safety = with_high_qc(self.safety, qc)
+        self._try_commit(sender, qc)
+        self._enter_round(qc.round + 1, after_timeout=False)
+
+    def _enter_round(self, round_: int, *, after_timeout: bool) -> None:
+        if not self.pacemaker.enter(round_, after_timeout=after_timeout):
+            return
+        self._emit(ResetTimer(round_, self.pacemaker.timeout_ms))
+        self._votes.prune(round_ - 1)
+        self._timeouts.prune(round_)
+        self._pending_proposal = None
+        if leader_of(round_, self.committee.n) == self.me:
+            self._propose()
+
+    # ------------------------------------------------------------ commit
+
+    def _try_commit(self, sender: int, qc: QuorumCert) -> None:
+        """Two-chain rule: if ``qc``'s block directly follows its parent's round, commit it."""
+        if qc.height - 1 <= self.tree.tip.height:
+            return
+        child = self.tree.get(qc.block_hash)
+        if child is None or not self.tree.is_connected(qc.block_hash):
+            self._remember_pending_commit(qc)
+            return self._request_missing(qc.block_hash, sender)
+        if child.parent_qc.round + 1 != child.round:
+            return None
+        path = self.tree.path_to_commit(child.parent_qc.block_hash)
+        assert path is not None, "connected child implies a connected parent"
+        certificates = [block.parent_qc for _, block in path[1:]] + [child.parent_qc]
+        for (digest, block), certificate in zip(path, certificates, strict=True):
+            self._app.on_commit(block, digest)
+            self.tree.mark_committed(digest, block)
+            self._emit(Commit(block, digest, certificate))
+        return None
+
+    def _remember_pending_commit(self, qc: QuorumCert) -> None:
+        if self._pending_commit is None or qc.round > self._pending_commit.round:
+            self._pending_commit = qc
+
+    # ------------------------------------------------------------ sync
+
+    def _request_missing(self, digest: bytes, peer: int) -> None:
+        missing = self.tree.first_missing(digest)
+        if missing is None or self._wanted.get(missing) == self.round:
+            return
+        self._wanted[missing] = self.round
+        if peer == self.me:
+            peer = self._next_sync_peer()
+        self._emit(Send(peer, BlockRequest(missing, MAX_SYNC_BLOCKS)))
+
+    def _retry_sync(self) -> None:
+        for digest in sorted(self._wanted):
+            self._request_missing(digest, self._next_sync_peer())
+
+    def _next_sync_peer(self) -> int:
+        self._sync_peer = (self._sync_peer + 1) % self.committee.n
+        if self._sync_peer == self.me:
+            self._sync_peer = (self._sync_peer + 1) % self.committee.n
+        return self._sync_peer
+
+    def _on_block_request(self, sender: int, request: BlockRequest) -> None:
+        blocks = self.tree.ancestors(request.block_hash, request.max_blocks)
+        if blocks:
+            self._emit(Send(sender, BlockResponse(tuple(blocks))))
+
+    def _on_blocks(self, sender: int, response: BlockResponse) -> None:
+        if response.blocks and block_hash(response.blocks[0]) in self.tree:
+            return None  # a duplicate answer: the blocks arrived by another way
+        expected: bytes | None = None
+        for block in response.blocks:
+            digest = block_hash(block)
+            authentic = digest in self._wanted if expected is None else digest == expected
+            if not authentic or block.height != block.parent_qc.height + 1:
+                return self._reject(sender, "blocks-unrequested", "not requested or chain broken")
+            self._wanted.pop(digest, None)
+            self.tree.insert(digest, block)
+            expected = block.parent_qc.block_hash
+        if expected is not None and expected not in self.tree:
+            self._request_missing(expected, sender)
+        self._resume_after_sync()
+        return None
+
+    def _resume_after_sync(self) -> None:
+        self._wanted = {d: r for d, r in self._wanted.items() if d not in self.tree}
+        if self._pending_commit is not None:
+            qc, self._pending_commit = self._pending_commit, None
+            self._try_commit(self.me, qc)
+        pending = self._pending_proposal
+        if pending is not None and self._is_ready(pending[1]):
+            self._pending_proposal = None
+            self._vote_for(*pending)
+        if leader_of(self.round, self.committee.n) == self.me:
+            self._propose()
+
+    # ------------------------------------------------------------ helpers
+
+    def _is_ready(self, p: VerifiedProposal) -> bool:
+        """A held-back proposal can be voted on: still current, ancestors all known."""
+        return p.block.round == self.round and self.tree.is_connected(p.block.parent_qc.block_hash)
+
+    def _is_in_window(self, round_: int) -> bool:
+        return round_ <= self.round + self.config.future_round_window
+
+    def _persist(self) -> None:
+        if self.safety != self._persisted:
+            self._persisted = self.safety
+            self._emit(Persist(self.safety))
+
+    def _reject(self, sender: int, reason: str, detail: str) -> None:
+        self._emit(Rejected(sender, reason, detail))
+
+    def _emit(self, action: Action) -> None:
+        self._out.append(action)
+
+    def _drain(self) -> list[Action]:
+        out, self._out = self._out, []
+        return out
