@@ -1,0 +1,128 @@
+"""A simulated validator: the real decode → validate → core path, with a fake disk.
+
+The wrapper does what the trio driver does — decode bytes strictly, validate,
+feed the core, carry out its actions — so the simulator exercises the same code
+a real node runs. The disk survives crashes; everything else is rebuilt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ordering.blocktree import CommittedTip
+from ordering.core import ConsensusCore, CoreConfig, Restored
+from ordering.events import Action, Commit, Event, Persist, Rejected
+from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash, genesis_qc
+from ordering.pacemaker import PacemakerConfig
+from ordering.safety import SafetyState
+from ordering.validation import Invalid, MessageValidator
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError
+from sequencer_net.committee import Committee
+from sequencer_net.signing import S, Signed, SigningKey
+
+
+class RecordingKey(SigningKey):
+    """A signing key that reports every statement it signs (for the checkers)."""
+
+    __slots__ = ("on_sign",)
+
+    def __init__(self, seed: bytes, on_sign: Callable[[object], None]) -> None:
+        super().__init__(seed)
+        self.on_sign = on_sign
+
+    def sign(self, statement: S, chain_id: str, signer: int) -> Signed[S]:
+        self.on_sign(statement)
+        return super().sign(statement, chain_id, signer)
+
+
+class LabelPayload:
+    """A payload app for the simulator: blocks carry who proposed them and where."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.committed = 0
+
+    def propose_payload(self, parent_hash: bytes, height: int, round_: int) -> bytes:
+        return codec.dumps_plain([self.label, height, round_])
+
+    def validate_payload(self, block: Block, digest: bytes) -> bool:
+        return block.payload != b"invalid"
+
+    def on_commit(self, block: Block, digest: bytes) -> None:
+        self.committed += 1
+
+
+@dataclass
+class Disk:
+    """What survives a crash: the last persisted safety state and the committed log."""
+
+    safety: SafetyState | None = None
+    log: list[Commit] = field(default_factory=list)
+
+
+class SimNode:
+    """One running validator instance (a twin is a second instance, same index)."""
+
+    def __init__(
+        self,
+        committee: Committee,
+        index: int,
+        seed: bytes,
+        label: str,
+        disk: Disk,
+        base_timeout_ms: int,
+        on_sign: Callable[[object], None],
+    ) -> None:
+        self.index, self.label, self.disk = index, label, disk
+        self.key = RecordingKey(seed, on_sign)
+        self.app = LabelPayload(label)
+        self.validator = MessageValidator(committee)
+        config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
+        restored = self._restore(committee, disk)
+        self.core = ConsensusCore(committee, index, self.key, self.app, config, restored)
+        self.rejected: Counter[str] = Counter()
+
+    @staticmethod
+    def _restore(committee: Committee, disk: Disk) -> Restored | None:
+        if disk.safety is None and not disk.log:
+            return None
+        safety = disk.safety or SafetyState(0, genesis_qc(committee.chain_id))
+        tip = CommittedTip(genesis_hash(committee.chain_id), 0, 0)
+        if disk.log:
+            last = disk.log[-1]
+            tip = CommittedTip(last.block_hash, last.block.height, last.block.round)
+        return Restored(safety, tip)
+
+    def receive(self, sender: int, data: bytes) -> list[Action]:
+        """Decode, validate and handle one message; count and drop what is bad."""
+        try:
+            message: ConsensusMessage = CONSENSUS.decode(data)
+        except DecodeError:
+            self.rejected["decode"] += 1
+            return []
+        return self.handle_message(sender, message)
+
+    def handle_message(self, sender: int, message: ConsensusMessage) -> list[Action]:
+        try:
+            event = self.validator.to_event(sender, message)
+        except Invalid as exc:
+            self.rejected[exc.reason] += 1
+            return []
+        return self.handle(event)
+
+    def handle(self, event: Event) -> list[Action]:
+        actions = self.core.handle(event)
+        for a in actions:
+            if isinstance(a, Rejected):
+                self.rejected[a.reason] += 1
+        return actions
+
+    def apply_durable(self, action: Action) -> None:
+        """Carry out the disk part of an action (the engine does the network part)."""
+        if isinstance(action, Persist):
+            self.disk.safety = action.state
+        elif isinstance(action, Commit):
+            self.disk.log.append(action)

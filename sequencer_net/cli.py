@@ -1,0 +1,222 @@
+"""The ``seqnet`` command line: one subcommand per operator task.
+
+Every failure is one clear line on stderr and a non-zero exit; long commands
+show progress on stderr and print their result on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from sequencer_net import __version__, logs
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def _node_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 4,7,10, got {text!r}") from None
+    if not sizes or any(n < 1 or n > 64 for n in sizes):
+        raise argparse.ArgumentTypeError("committee sizes must be between 1 and 64")
+    return sizes
+
+
+def _byzantine(text: str) -> int | None:
+    if text == "f":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'f', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("cannot have a negative number of Byzantine nodes")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "sim",
+        help="run seeded adversarial simulations of the consensus core",
+        description=(
+            "Run K seeded simulations of n validators with virtual time: network faults "
+            "before GST, Byzantine nodes, crashes and restarts. Checks agreement, no honest "
+            "double vote and liveness after GST; exits 1 and prints the failing seed on any "
+            "violation."
+        ),
+        epilog=(
+            "faults: drop, dup, delay, partition, crash (network) and equivocate, double-vote, "
+            "withhold, bad-signature, replay, garbage, stale-timeout, twins (Byzantine "
+            "behaviours, one drawn per Byzantine node); 'all' or 'none'."
+        ),
+    )
+    p.add_argument(
+        "--nodes",
+        type=_node_sizes,
+        default=(4, 7, 10),
+        metavar="N[,N...]",
+        help="committee sizes, used in turn (default: 4,7,10)",
+    )
+    p.add_argument(
+        "--byzantine",
+        type=_byzantine,
+        default=None,
+        metavar="B",
+        help="Byzantine nodes per run, or 'f' for the most tolerated (default: f)",
+    )
+    p.add_argument(
+        "--crashed",
+        type=int,
+        default=0,
+        metavar="C",
+        help="honest nodes that crash before GST and never return (default: 0)",
+    )
+    p.add_argument(
+        "--faults",
+        default="all",
+        metavar="SPEC",
+        help="comma list of faults and attacks (default: all)",
+    )
+    p.add_argument("--seeds", type=_positive, default=100, metavar="K", help="runs (default: 100)")
+    p.add_argument("--start-seed", type=int, default=0, metavar="S", help="first seed (default: 0)")
+    p.add_argument(
+        "--jobs",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        metavar="J",
+        help="worker processes (default: all cores)",
+    )
+    p.add_argument("--gst-ms", type=_positive, default=3000, help="virtual time of GST")
+    p.add_argument(
+        "--liveness-ms",
+        type=_positive,
+        default=60_000,
+        help="after GST, every honest node must commit --target new blocks within this",
+    )
+    p.add_argument("--target", type=_positive, default=20, help="new commits required after GST")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_sim)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from ops.sim.report import render
+    from ops.sim.runner import SweepConfig, sweep
+    from ops.sim.scenario import FaultSpec, SpecError
+    from sequencer_net.progress import Progress
+
+    try:
+        FaultSpec.parse(args.faults)
+    except SpecError as exc:
+        raise CliError(str(exc)) from None
+    config = SweepConfig(
+        nodes=args.nodes,
+        byzantine=args.byzantine,
+        crashed=args.crashed,
+        faults=args.faults,
+        seeds=args.seeds,
+        start_seed=args.start_seed,
+        gst_ms=args.gst_ms,
+        liveness_bound_ms=args.liveness_ms,
+        target_commits=args.target,
+        jobs=args.jobs,
+    )
+    for n in config.nodes:
+        faulty = config.byzantine_for(n) + config.crashed
+        if faulty > (n - 1) // 3:
+            print(
+                f"note: n={n} with {faulty} faulty nodes is beyond f={(n - 1) // 3}: "
+                "violations are expected",
+                file=sys.stderr,
+            )
+        if config.crashed >= n - config.byzantine_for(n):
+            raise CliError(f"n={n}: --crashed {config.crashed} leaves no honest node running")
+    bar = Progress(config.seeds, "sim")
+    failed = 0
+
+    def on_result(result: object) -> None:
+        nonlocal failed
+        failed += 0 if getattr(result, "ok", True) else 1
+        bar.advance(f"violations {failed}")
+
+    summary = sweep(config, on_result)
+    bar.close()
+    if args.json:
+        print(json.dumps(_summary_json(summary), indent=2))
+    else:
+        print(render(summary, config))
+    return 1 if summary.failures else 0
+
+
+def _summary_json(summary: object) -> dict[str, object]:
+    from ops.sim.runner import Summary
+
+    assert isinstance(summary, Summary)
+    q = summary.liveness_quantiles()
+    return {
+        "runs": summary.runs,
+        "by_size": dict(summary.by_size),
+        "commits": summary.commits,
+        "view_changes": summary.view_changes,
+        "events": summary.events,
+        "liveness_ms": None if q is None else {"p50": q[0], "p99": q[1], "max": q[2]},
+        "max_round_gap": summary.max_round_gap,
+        "rejected": dict(summary.rejected),
+        "failures": [
+            {"seed": r.scenario.seed, "n": r.scenario.n, "violations": r.violations}
+            for r in summary.failures
+        ],
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqnet",
+        description="seqnet: a decentralized shared sequencer (BFT fair ordering of "
+        "threshold-encrypted transactions for many rollups).",
+    )
+    parser.add_argument("--version", action="version", version=f"seqnet {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_sim(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logs.configure(args.log_level, args.log_format)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"seqnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqnet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
