@@ -125,6 +125,7 @@ class ConsensusCore:
         self._votes = VoteCollector(committee.quorum)
         self._timeouts = TimeoutCollector(committee.quorum)
         self._timed_out_round = 0
+        self._last_vote: Verified[VoteData] | None = None
         self._pending_proposal: tuple[int, VerifiedProposal] | None = None
         self._pending_commit: QuorumCert | None = None
         self._wanted: dict[bytes, int] = {}  # missing block hash -> round last requested
@@ -194,6 +195,7 @@ class ConsensusCore:
     def _send_vote(self, data: VoteData) -> None:
         chain_id = self.committee.chain_id
         vote = self._key.sign_own(data, chain_id, self.me)
+        self._last_vote = vote
         self._persist()
         next_leader = leader_of(data.round + 1, self.committee.n)
         if next_leader == self.me:
@@ -231,9 +233,12 @@ class ConsensusCore:
             return self._reject(sender, "vote-wrong-leader", f"for round {round_ + 1}")
         if not self._is_in_window(round_ + 1):
             return None
+        return self._collect_vote(sender, vote)
+
+    def _collect_vote(self, sender: int, vote: Verified[VoteData]) -> None:
         qc, equivocated = self._votes.add(vote)
         if equivocated:
-            self._reject(sender, "vote-equivocation", f"{vote.signer} in {round_}")
+            self._reject(sender, "vote-equivocation", f"{vote.signer} in {vote.statement.round}")
         if qc is not None:
             self._on_qc(sender, qc)
         return None
@@ -255,7 +260,15 @@ class ConsensusCore:
             TimeoutData(round_, high_qc.round), self.committee.chain_id, self.me
         )
         self._persist()
-        self._emit(Broadcast(Timeout(signed.unchecked(), high_qc, self.last_tc)))
+        vote = (
+            self._last_vote
+            if self._last_vote and self._last_vote.statement.round == round_
+            else None
+        )
+        attached = None if vote is None else vote.unchecked()
+        self._emit(Broadcast(Timeout(signed.unchecked(), high_qc, self.last_tc, attached)))
+        if vote is not None:
+            self._collect_vote(self.me, vote)
         self._count_timeout(round_, self.me, signed.signature, high_qc)
 
     def _on_timeout(self, sender: int, t: VerifiedTimeout) -> None:
@@ -263,6 +276,8 @@ class ConsensusCore:
         round_ = t.timeout.statement.round
         if round_ < self.round or not self._is_in_window(round_):
             return
+        if t.vote is not None:
+            self._collect_vote(sender, t.vote)  # salvage the round if its next leader is down
         self._count_timeout(round_, t.timeout.signer, t.timeout.signature, t.high_qc)
 
     def _count_timeout(self, round_: int, signer: int, signature: bytes, qc: QuorumCert) -> None:

@@ -44,6 +44,7 @@ class VerifiedTimeout:
     timeout: Verified[TimeoutData]
     high_qc: QuorumCert
     last_round_tc: TimeoutCert | None
+    vote: Verified[VoteData] | None = None
 
 
 @dataclass(frozen=True, slots=True)

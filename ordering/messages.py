@@ -118,11 +118,17 @@ class Vote:
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """A signed timeout with the certificates a lagging node needs to catch up."""
+    """A signed timeout with the certificates a lagging node needs to catch up.
+
+    ``vote`` is the sender's vote in the same round, if it cast one: the vote went
+    to the next leader only, and if that leader is down, everyone can still form
+    the round's QC from the votes that ride on the timeouts.
+    """
 
     signed: Signed[TimeoutData]
     high_qc: QuorumCert
     last_round_tc: TimeoutCert | None
+    vote: Signed[VoteData] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 Rounds advance only on certificates (a QC or TC for the round before), never on
 a clock, so the core stays deterministic. Each consecutive round ended by a
-timeout certificate doubles the wait of the next, up to
-``2**max_backoff_exponent`` times the base, so that after the network heals
+timeout certificate multiplies the wait of the next by ``backoff_factor``, up
+to ``backoff_factor ** max_backoff_exponent`` times the base, so that after the network heals
 honest nodes wait long enough for a slow leader; a QC resets the wait. A timer
 that fires again in the same round re-sends the timeout but does not grow the
 wait: growth follows failed rounds, not a stuck one, so one partition does not
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class PacemakerConfig:
     base_timeout_ms: int = 1000
-    max_backoff_exponent: int = 3
+    backoff_factor: float = 1.5
+    max_backoff_exponent: int = 4
 
 
 @dataclass
@@ -40,4 +41,4 @@ class Pacemaker:
 
     @property
     def timeout_ms(self) -> int:
-        return int(self.config.base_timeout_ms * 2**self.exponent)
+        return int(self.config.base_timeout_ms * self.config.backoff_factor**self.exponent)

@@ -122,10 +122,19 @@ class MessageValidator:
         # [REJECT] the signed highest-QC round is the QC carried
         if statement.high_qc_round != msg.high_qc.round or statement.round <= msg.high_qc.round:
             raise Invalid("timeout-mismatch", "high_qc does not match the signed round")
+        # [REJECT] a vote riding on a timeout is the sender's own, in the same round
+        vote = msg.vote
+        if vote is not None and (
+            vote.signer != msg.signed.signer or vote.statement.round != statement.round
+        ):
+            raise Invalid("timeout-mismatch", "attached vote is not the sender's in this round")
         self.check_qc(msg.high_qc)
         if msg.last_round_tc is not None:
             self.check_tc(msg.last_round_tc)
-        return VerifiedTimeout(self._check_signed(msg.signed), msg.high_qc, msg.last_round_tc)
+        verified_vote = None if vote is None else self._check_signed(vote)
+        return VerifiedTimeout(
+            self._check_signed(msg.signed), msg.high_qc, msg.last_round_tc, verified_vote
+        )
 
     # ------------------------------------------------------------ certificates
 

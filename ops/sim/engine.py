@@ -11,7 +11,6 @@ A crash can strike between any two actions of an event, which is how the
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import random
@@ -122,7 +121,6 @@ class Simulation:
             inst.label,
             disk,
             self.s.base_timeout_ms,
-            functools.partial(self.checker.on_sign, inst.index),
         )
         self._execute(inst, inst.node.core.start())
 
@@ -176,6 +174,7 @@ class Simulation:
             self._tcs.add(node.core.last_tc.round)
 
     def _send(self, inst: Instance, dests: list[int], message: ConsensusMessage) -> None:
+        self.checker.on_outgoing(inst.index, message)
         self._send_raw(inst, inst.adversary.outgoing(dests, message))
 
     def _send_raw(self, inst: Instance, out: list[tuple[int, bytes]]) -> None:

@@ -8,7 +8,6 @@ a real node runs. The disk survives crashes; everything else is rebuilt.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ordering.blocktree import CommittedTip
@@ -21,21 +20,7 @@ from ordering.validation import Invalid, MessageValidator
 from sequencer_net import codec
 from sequencer_net.codec import DecodeError
 from sequencer_net.committee import Committee
-from sequencer_net.signing import S, Signed, SigningKey
-
-
-class RecordingKey(SigningKey):
-    """A signing key that reports every statement it signs (for the checkers)."""
-
-    __slots__ = ("on_sign",)
-
-    def __init__(self, seed: bytes, on_sign: Callable[[object], None]) -> None:
-        super().__init__(seed)
-        self.on_sign = on_sign
-
-    def sign(self, statement: S, chain_id: str, signer: int) -> Signed[S]:
-        self.on_sign(statement)
-        return super().sign(statement, chain_id, signer)
+from sequencer_net.signing import SigningKey
 
 
 class LabelPayload:
@@ -74,10 +59,9 @@ class SimNode:
         label: str,
         disk: Disk,
         base_timeout_ms: int,
-        on_sign: Callable[[object], None],
     ) -> None:
         self.index, self.label, self.disk = index, label, disk
-        self.key = RecordingKey(seed, on_sign)
+        self.key = SigningKey(seed)
         self.app = LabelPayload(label)
         self.validator = MessageValidator(committee)
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))

@@ -1,0 +1,74 @@
+"""The seqnet command as a user runs it: a real subprocess, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sequencer_net import __version__
+
+
+def seqnet(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sequencer_net.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    result = seqnet("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"seqnet {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["sim"]])
+def test_help_on_every_command(command: list[str]) -> None:
+    result = seqnet(*command, "--help")
+    assert result.returncode == 0 and "usage: seqnet" in result.stdout
+
+
+def test_sim_prints_a_summary_and_exits_zero() -> None:
+    result = seqnet("sim", "--seeds", "3", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "runs              3 (n=4: 1, n=7: 1, n=10: 1)" in result.stdout
+    assert "violations        0 failing runs" in result.stdout
+
+
+def test_sim_names_the_failing_seed_and_exits_nonzero() -> None:
+    result = seqnet(
+        "sim",
+        "--nodes",
+        "4",
+        "--crashed",
+        "2",
+        "--byzantine",
+        "0",
+        "--faults",
+        "none",
+        "--seeds",
+        "1",
+        "--start-seed",
+        "5",
+        "--liveness-ms",
+        "5000",
+    )
+    assert result.returncode == 1
+    assert "FAILED seed 5 n=4" in result.stdout
+    assert "replay: seqnet sim --nodes 4 --start-seed 5 --seeds 1" in result.stdout
+    assert "beyond f=1" in result.stderr
+
+
+def test_unknown_fault_is_one_clear_line() -> None:
+    result = seqnet("sim", "--faults", "meteor")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith("seqnet: error: unknown fault(s) meteor")
+
+
+def test_bad_number_is_rejected_by_argparse() -> None:
+    result = seqnet("sim", "--seeds", "zero")
+    assert result.returncode == 2 and "expected a whole number" in result.stderr

@@ -1,0 +1,180 @@
+"""Canonical CBOR: round trips, fixed vectors, and rejection of everything else."""
+
+from __future__ import annotations
+
+import contextlib
+
+import cbor2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ordering.messages import (
+    CONSENSUS,
+    BlockRequest,
+    BlockResponse,
+    Proposal,
+    QuorumCert,
+    Timeout,
+    TimeoutData,
+    Vote,
+    VoteData,
+    block_hash,
+)
+from ordering.safety import SafetyState
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError
+from tests.factory import Net
+
+NET = Net(4)
+BLOCK = NET.block(1, NET.genesis_qc, b"hello")
+
+# Fixed vectors: another implementation must produce exactly these bytes.
+PROPOSAL_HEX = (
+    "8201a301a501010201030104a201a30158204bd293ec1d907b033175f406ff75b293d9b18e73a442"
+    "4498da8431634934b1ac020003000280054568656c6c6f02f603a301a20101025820a7fbdb6f635d"
+    "265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad73a70201035840022dfe9d99ae5b08fd"
+    "67f86706d2bd3d68930bac341670f1b6ce37697e8a5493a645595cb2f22916df58d5494c9458c414"
+    "4cdce33ffb6b61516347bff7367804"
+)
+BLOCK_HASH_HEX = "a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad73a7"
+VOTE_HEX = (
+    "8202a101a301a3015820a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad"
+    "73a7020103010201035840ca7817f8b4df067595389742d77bc9fe0a807eefe1c000f3de06e15f97"
+    "91d74581ad28c032857cb74496e4e324fa4a009147125e24466f1ce31d27a113a3b004"
+)
+
+
+def sample_messages() -> list[object]:
+    qc1 = NET.qc(BLOCK)
+    b2 = NET.block(2, qc1, b"second")
+    tc = NET.tc(2, qc1)
+    b3 = NET.block(3, qc1, b"")
+    timeout = Timeout(NET.keys[2].sign(TimeoutData(2, 1), NET.chain_id, 2), qc1, tc)
+    return [
+        NET.proposal(BLOCK),
+        NET.proposal(b3, tc),
+        Vote(NET.keys[1].sign(VoteData(block_hash(b2), 2, 2), NET.chain_id, 1)),
+        timeout,
+        BlockRequest(block_hash(b2), 64),
+        BlockResponse((b2, BLOCK)),
+    ]
+
+
+@pytest.mark.parametrize("message", sample_messages(), ids=lambda m: type(m).__name__)
+def test_every_consensus_message_round_trips(message: object) -> None:
+    data = CONSENSUS.encode(message)
+    assert CONSENSUS.decode(data) == message
+    assert CONSENSUS.encode(CONSENSUS.decode(data)) == data
+
+
+def test_fixed_vectors() -> None:
+    assert block_hash(BLOCK).hex() == BLOCK_HASH_HEX
+    assert CONSENSUS.encode(NET.proposal(BLOCK)).hex() == PROPOSAL_HEX
+    vote = Vote(NET.keys[1].sign(VoteData(block_hash(BLOCK), 1, 1), NET.chain_id, 1))
+    assert CONSENSUS.encode(vote).hex() == VOTE_HEX
+    decoded = CONSENSUS.decode(bytes.fromhex(PROPOSAL_HEX))
+    assert isinstance(decoded, Proposal) and decoded.block.payload == b"hello"
+
+
+def test_safety_state_round_trips() -> None:
+    state = SafetyState(7, NET.qc(BLOCK))
+    assert codec.decode(SafetyState, codec.encode(state)) == state
+
+
+def _vote_plain() -> list[object]:
+    return cbor2.loads(bytes.fromhex(VOTE_HEX))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (bytes.fromhex(VOTE_HEX) + b"\x00", "trailing"),
+        (cbor2.dumps([2, {1: {1: {2: 1, 1: b"x" * 32}}}]), "non-canonical order"),
+        (bytes.fromhex("8218020a"), "non-minimal int"),
+        (cbor2.dumps([9, {}]), "unknown type id"),
+        (cbor2.dumps([2, {1: {}, 2: 1}]), "unknown field"),
+        (cbor2.dumps([2, {}]), "missing field"),
+        (cbor2.dumps(cbor2.CBORTag(24, b"\x01")), "tag"),
+        (bytes.fromhex("9f0102ff"), "indefinite length"),
+        (bytes.fromhex("a201010102"), "duplicate keys"),
+        (cbor2.dumps([1.5, {}]), "float type id"),
+        (cbor2.dumps([True, {}]), "bool is not an int"),
+    ],
+)
+def test_malformed_frames_are_rejected(data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError):
+        CONSENSUS.decode(data)
+
+
+def test_size_cap_applies_before_parsing() -> None:
+    with pytest.raises(DecodeError, match="exceeds cap"):
+        CONSENSUS.decode(b"\x00" * 100, max_bytes=99)
+
+
+def test_field_constraints_are_enforced() -> None:
+    plain = _vote_plain()
+    body = plain[1][1]  # type: ignore[index]
+    body[1][1] = b"short"  # block hash must be 32 bytes
+    with pytest.raises(DecodeError, match="length 5 != 32"):
+        CONSENSUS.decode(cbor2.dumps(plain, canonical=True))
+    plain = _vote_plain()
+    plain[1][1][2] = 5000  # type: ignore[index]  # signer index out of range
+    with pytest.raises(DecodeError, match="out of range"):
+        CONSENSUS.decode(cbor2.dumps(plain, canonical=True))
+    plain = _vote_plain()
+    plain[1][1][1][2] = -1  # type: ignore[index]  # negative round
+    with pytest.raises(DecodeError, match="out of range"):
+        CONSENSUS.decode(cbor2.dumps(plain, canonical=True))
+
+
+def test_deep_nesting_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError):
+        CONSENSUS.decode(b"\x81" * 5000 + b"\x00")
+
+
+DECODERS = [CONSENSUS.decode, *(lambda d, c=c: codec.decode(c, d) for c in CONSENSUS.classes)]
+DECODERS += [lambda d: codec.decode(SafetyState, d), lambda d: codec.decode(QuorumCert, d)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600), st.sampled_from(DECODERS))
+def test_arbitrary_bytes_raise_only_decode_error(data: bytes, decoder: object) -> None:
+    with contextlib.suppress(DecodeError):
+        decoder(data)  # type: ignore[operator]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_mutated_messages_decode_or_raise_decode_error(data: st.DataObject) -> None:
+    encoded = bytearray(CONSENSUS.encode(data.draw(st.sampled_from(sample_messages()))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(encoded) - 1))
+        encoded[i] = data.draw(st.integers(0, 255))
+    try:
+        decoded = CONSENSUS.decode(bytes(encoded))
+    except DecodeError:
+        return
+    assert CONSENSUS.encode(decoded) == bytes(encoded)  # accepted only if canonical
+
+
+cbor_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.binary(max_size=40)
+    | st.text(max_size=10)
+    | st.floats(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.integers(0, 6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 7), cbor_values)
+def test_well_formed_cbor_of_the_wrong_shape_is_rejected(type_id: int, body: object) -> None:
+    with contextlib.suppress(DecodeError):
+        CONSENSUS.decode(cbor2.dumps([type_id, body], canonical=True))
