@@ -178,6 +178,7 @@ def _summary_json(summary: object) -> dict[str, object]:
         "liveness_ms": None if q is None else {"p50": q[0], "p99": q[1], "max": q[2]},
         "max_round_gap": summary.max_round_gap,
         "rejected": dict(summary.rejected),
+        "byzantine_nodes": dict(summary.attacks),
         "failures": [
             {"seed": r.scenario.seed, "n": r.scenario.n, "violations": r.violations}
             for r in summary.failures

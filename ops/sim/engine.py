@@ -38,7 +38,7 @@ class RunResult:
     height: int  # highest height committed by an honest node
     view_changes: int  # rounds that ended in a timeout certificate
     liveness_ms: float | None  # GST -> every honest node committed the target, or None
-    max_round_gap: int  # most rounds between consecutive commits after GST
+    max_round_gap: int  # most rounds between consecutive commits, steady state after GST
     events: int
     rejected: Counter[str] = field(default_factory=Counter)
 
@@ -213,8 +213,14 @@ class Simulation:
         return max(0.0, finish - self.s.gst_ms)
 
     def _max_round_gap(self) -> int:
+        """Most rounds between consecutive committed blocks in the steady state.
+
+        Steady state starts one full leader rotation after the round reached at
+        GST: the first rotation still shows the recovery from the faults before.
+        """
         rounds = sorted(c.block.round for c in self._committed_log() if c.block.round > 0)
-        after = [r for r in rounds if r >= self._round_at_gst()]
+        start = self._round_at_gst() + self.s.n
+        after = [r for r in rounds if r >= start]
         return max((b - a for a, b in itertools.pairwise(after)), default=0)
 
     def _committed_log(self) -> list[Commit]:

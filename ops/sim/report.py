@@ -25,7 +25,8 @@ def render(summary: Summary, config: SweepConfig) -> str:
             f"(bound {config.liveness_bound_ms / 1000:.0f} s)"
         )
     lines.append(
-        f"round gap         at most {summary.max_round_gap} rounds between commits after GST"
+        f"round gap         at most {summary.max_round_gap} rounds between consecutive "
+        "commits (steady state after GST)"
     )
     if summary.attacks:
         attacks = ", ".join(f"{a} {c}" for a, c in sorted(summary.attacks.items()))
