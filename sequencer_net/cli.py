@@ -29,26 +29,23 @@ def _node_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _byzantine(text: str) -> int | None:
-    if text == "f":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'f', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("cannot have a negative number of Byzantine nodes")
-    return value
-
-
-def _positive(text: str) -> int:
+def _whole(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}")
     return value
+
+
+def _byzantine(text: str) -> int | None:
+    """A count of Byzantine nodes, or 'f' (None): the most each committee tolerates."""
+    return None if text == "f" else _whole(text, minimum=0)
+
+
+def _positive(text: str) -> int:
+    return _whole(text, minimum=1)
 
 
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
