@@ -125,6 +125,7 @@ class ConsensusCore:
         self._votes = VoteCollector(committee.quorum)
         self._timeouts = TimeoutCollector(committee.quorum)
         self._timed_out_round = 0
+        self._first_proposal: dict[int, bytes] = {}  # round -> first block proposed in it
         self._last_vote: Verified[VoteData] | None = None
         self._pending_proposal: tuple[int, VerifiedProposal] | None = None
         self._pending_commit: QuorumCert | None = None
@@ -168,6 +169,8 @@ class ConsensusCore:
         self._on_certificates(sender, p.block.parent_qc, p.last_round_tc)
         if p.block_hash in self.tree:
             return None
+        if not self._is_first_proposal(p):
+            return self._reject(sender, "proposal-equivocation", f"round {p.block.round}")
         parent = p.block.parent_qc.block_hash
         if p.block.round < self.round:  # late: keep the block, it may get certified
             if self.tree.is_connected(parent) and self._app.validate_payload(p.block, p.block_hash):
@@ -314,6 +317,7 @@ class ConsensusCore:
         self._emit(ResetTimer(round_, self.pacemaker.timeout_ms))
         self._votes.prune(round_ - 1)
         self._timeouts.prune(round_)
+        self._first_proposal = {r: d for r, d in self._first_proposal.items() if r >= round_ - 2}
         self._pending_proposal = None
         if leader_of(round_, self.committee.n) == self.me:
             self._propose()
@@ -399,6 +403,10 @@ class ConsensusCore:
             self._propose()
 
     # ------------------------------------------------------------ helpers
+
+    def _is_first_proposal(self, p: VerifiedProposal) -> bool:
+        """Keep one block per round from proposals; a certified other one is fetched by sync."""
+        return self._first_proposal.setdefault(p.block.round, p.block_hash) == p.block_hash
 
     def _is_ready(self, p: VerifiedProposal) -> bool:
         """A held-back proposal can be voted on: still current, ancestors all known."""

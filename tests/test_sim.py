@@ -67,6 +67,7 @@ def test_a_run_is_a_function_of_its_seed() -> None:
 def test_checker_catches_a_broken_vote_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mutation check: with the vote rule disabled, twin leaders cause double votes."""
     monkeypatch.setattr("ordering.core.is_safe_to_vote", lambda *args: True)
+    monkeypatch.setattr("ordering.core.ConsensusCore._is_first_proposal", lambda *args: True)
     results = [simulate(draw(seed, 4, 1, FaultSpec.parse("twins"))) for seed in range(3)]
     assert any("double vote" in v for r in results for v in r.violations)
 
