@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ops.sim.node import LabelPayload
 from ordering.core import ConsensusCore, CoreConfig, Restored
-from ordering.events import VerifiedProposal
+from ordering.events import Commit, VerifiedProposal
 from ordering.leader import leader_of
 from ordering.messages import (
     Block,
@@ -69,3 +69,9 @@ class Net:
             msg = sign_bytes(TimeoutData(round_, high_qc.round), self.chain_id)
             entries.append((s, high_qc.round, self.keys[s].sign_raw(msg)))
         return TimeoutCert(round_, high_qc, tuple(entries))
+
+
+def commit_of(net: Net, payload: bytes, round_: int = 1) -> Commit:
+    """A Commit action as the core emits it: a block with a real quorum certificate."""
+    block = net.block(round_, net.genesis_qc, payload)
+    return Commit(block, block_hash(block), net.qc(block))

@@ -1,0 +1,94 @@
+"""Committed batches: the only input a decryption share can be made for.
+
+Theory of operation: a :class:`CommittedBatch` can only be built from the
+consensus core's ``Commit`` action, and only after checking that the block
+hashes to the certified digest and that its certificate holds a quorum of valid
+signatures. ``mev.shares.make_share_batch`` accepts nothing else, so no code
+path — a leader's proposal, a mempool entry, a peer's request — can make a node
+help decrypt a transaction before its order is final. Ciphertexts that fail
+their proof keep their position in the batch (it is part of the order) but are
+never decrypted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from mev import kem
+from mev.kem import Ciphertext, InvalidCiphertext
+from ordering.events import Commit
+from ordering.messages import block_hash
+from ordering.validation import Invalid, MessageValidator
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError, MaxItems
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedBatch:
+    """A block payload of ciphertexts in their final order."""
+
+    ciphertexts: Annotated[tuple[Ciphertext, ...], MaxItems(MAX_BATCH)]
+
+
+MAX_BATCH = 16_384
+
+
+class NotCommitted(ValueError):
+    """Input that does not prove its block was certified by a quorum."""
+
+
+_TOKEN = object()
+
+
+class CommittedBatch:
+    """The ciphertexts of a certified block, split into decryptable and invalid ones."""
+
+    def __init__(
+        self,
+        height: int,
+        batch_id: bytes,
+        ciphertexts: list[Ciphertext],
+        valid: list[bool],
+        token: object,
+    ) -> None:
+        if token is not _TOKEN:
+            raise TypeError("a CommittedBatch is made only by CommittedBatch.from_commit()")
+        self.height, self.batch_id = height, batch_id
+        self.ciphertexts, self.valid = ciphertexts, valid
+
+    @classmethod
+    def from_commit(
+        cls,
+        commit: Commit,
+        validator: MessageValidator,
+        is_valid: Callable[[Ciphertext], bool] | None = None,
+    ) -> CommittedBatch:
+        """Check the commit's certificate and payload; ``is_valid`` may reuse mempool checks."""
+        if not isinstance(commit, Commit):
+            raise NotCommitted(f"expected a consensus Commit, got {type(commit).__name__}")
+        digest = block_hash(commit.block)
+        if commit.block_hash != digest or commit.certificate.block_hash != digest:
+            raise NotCommitted("certificate does not name this block")
+        try:
+            validator.check_qc(commit.certificate)
+            payload: EncryptedBatch = codec.decode(EncryptedBatch, commit.block.payload)
+        except (Invalid, DecodeError) as exc:
+            raise NotCommitted(str(exc)) from None
+        chain_id = validator.committee.chain_id
+        check = is_valid or (lambda ct: _check(chain_id, ct))
+        cts = list(payload.ciphertexts)
+        return cls(commit.block.height, digest, cts, [check(ct) for ct in cts], _TOKEN)
+
+    @property
+    def decryptable(self) -> list[Ciphertext]:
+        return [ct for ct, ok in zip(self.ciphertexts, self.valid, strict=True) if ok]
+
+
+def _check(chain_id: str, ct: Ciphertext) -> bool:
+    try:
+        kem.check(chain_id, ct)
+    except InvalidCiphertext:
+        return False
+    return True

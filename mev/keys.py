@@ -1,0 +1,84 @@
+"""Threshold keys: the committee's public key, per-validator shares, a trusted dealer.
+
+Validator ``i`` (0-based) holds ``x_i = f(i + 1)`` of a secret polynomial of
+degree ``t - 1``; the public key is ``h = f(0) * G`` and its verification key
+``h_i = x_i * G``. Any ``t`` shares interpolate ``f(0)``; fewer reveal nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from mev.group import G, L, RandomBytes, base_mul, check_point, random_scalar
+from sequencer_net.codec import MaxItems, Size
+
+Point = Annotated[bytes, Size(exact=32)]
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdPublicKey:
+    """What everyone knows: threshold, public key, one verification key per validator."""
+
+    threshold: int
+    public_key: Point
+    verification_keys: Annotated[tuple[Point, ...], MaxItems(1024)]
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= len(self.verification_keys):
+            raise ValueError("threshold must be between 1 and the number of validators")
+        for point in (self.public_key, *self.verification_keys):
+            check_point(point)
+
+    @property
+    def n(self) -> int:
+        return len(self.verification_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShare:
+    """Validator ``index``'s secret share ``x_i``; never leaves the node."""
+
+    index: int
+    secret: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.secret < L:
+            raise ValueError("a key share is a non-zero scalar")
+
+    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
+        return f"KeyShare(index={self.index}, secret=<hidden>)"
+
+
+def evaluation_point(index: int) -> int:
+    """Validator ``index`` (0-based) holds the polynomial at ``index + 1``."""
+    return index + 1
+
+
+def evaluate(coefficients: list[int], x: int) -> int:
+    acc = 0
+    for c in reversed(coefficients):
+        acc = (acc * x + c) % L
+    return acc
+
+
+def deal(
+    n: int, threshold: int, random_bytes: RandomBytes
+) -> tuple[ThresholdPublicKey, list[KeyShare]]:
+    """Trusted dealer: a random degree ``threshold - 1`` polynomial, shared to ``n`` validators."""
+    if not 1 <= threshold <= n:
+        raise ValueError("need 1 <= threshold <= n")
+    coefficients = [random_scalar(random_bytes) for _ in range(threshold)]
+    shares = [KeyShare(i, evaluate(coefficients, evaluation_point(i))) for i in range(n)]
+    public = ThresholdPublicKey(
+        threshold, base_mul(coefficients[0]), tuple(base_mul(s.secret) for s in shares)
+    )
+    return public, shares
+
+
+def matches(public: ThresholdPublicKey, share: KeyShare) -> bool:
+    """True when ``share`` is the secret behind its verification key."""
+    return public.verification_keys[share.index] == base_mul(share.secret)
+
+
+__all__ = ["G", "KeyShare", "ThresholdPublicKey", "deal", "evaluate", "evaluation_point", "matches"]

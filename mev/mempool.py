@@ -1,0 +1,152 @@
+"""The encrypted mempool: well-formed ciphertexts waiting to be ordered.
+
+Admission is strict and cheap checks come first: size, strict decoding,
+registered namespace, duplicate (also of recently committed digests, so a
+replayed transaction is not ordered twice), and only then the ciphertext proof.
+Limits hold per namespace and in total; under pressure the oldest entries go
+first. The pool hands the proposer the oldest entries and never decrypts
+anything: decryption shares come only from ``mev.decryptor`` for committed
+batches.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mev import kem
+from mev.kem import Ciphertext, InvalidCiphertext
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError
+
+WIRE_OVERHEAD = 256  # namespace, points, scalars and framing around the sealed payload
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolLimits:
+    max_tx_bytes: int = kem.MAX_PAYLOAD_BYTES + kem.TAG_BYTES + WIRE_OVERHEAD
+    max_namespace_bytes: int = 16 * 1024 * 1024
+    max_total_bytes: int = 64 * 1024 * 1024
+    max_total_count: int = 100_000
+    remembered_commits: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The verdict on one submission; ``reason`` is a stable metric label."""
+
+    accepted: bool
+    reason: str
+    digest: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    digest: bytes
+    ciphertext: Ciphertext
+    size: int
+
+
+class EncryptedMempool:
+    def __init__(
+        self, chain_id: str, namespaces: Iterable[str], limits: MempoolLimits | None = None
+    ) -> None:
+        self.chain_id = chain_id
+        self.namespaces = frozenset(namespaces)
+        self.limits = limits or MempoolLimits()
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()  # oldest first
+        self._by_namespace: dict[str, OrderedDict[bytes, Entry]] = {
+            ns: OrderedDict() for ns in sorted(self.namespaces)
+        }
+        self._namespace_bytes = dict.fromkeys(self.namespaces, 0)
+        self._bytes = 0
+        self._committed: OrderedDict[bytes, None] = OrderedDict()
+        self.evicted = 0
+
+    # ------------------------------------------------------------ admission
+
+    def add(self, data: bytes) -> Admission:
+        """Admit one encoded ciphertext, or say why not."""
+        if len(data) > self.limits.max_tx_bytes:
+            return Admission(False, "oversized")
+        try:
+            ct: Ciphertext = codec.decode(Ciphertext, data, max_bytes=self.limits.max_tx_bytes)
+        except DecodeError:
+            return Admission(False, "malformed")
+        return self.add_ciphertext(ct, len(data))
+
+    def add_ciphertext(self, ct: Ciphertext, size: int) -> Admission:
+        if ct.namespace not in self.namespaces:
+            return Admission(False, "unknown-namespace")
+        digest = kem.digest(ct)
+        if digest in self._entries or digest in self._committed:
+            return Admission(False, "duplicate", digest)
+        try:
+            kem.check(self.chain_id, ct)
+        except InvalidCiphertext as exc:
+            return Admission(False, exc.reason, digest)
+        self._insert(Entry(digest, ct, size))
+        return Admission(True, "accepted", digest)
+
+    def _insert(self, entry: Entry) -> None:
+        ns = entry.ciphertext.namespace
+        while self._namespace_bytes[ns] + entry.size > self.limits.max_namespace_bytes:
+            self._evict(next(iter(self._by_namespace[ns].values())))
+        while (
+            self._bytes + entry.size > self.limits.max_total_bytes
+            or len(self._entries) + 1 > self.limits.max_total_count
+        ):
+            self._evict(next(iter(self._entries.values())))
+        self._entries[entry.digest] = entry
+        self._by_namespace[ns][entry.digest] = entry
+        self._namespace_bytes[ns] += entry.size
+        self._bytes += entry.size
+
+    def _evict(self, entry: Entry) -> None:
+        self._remove(entry.digest)
+        self.evicted += 1
+
+    def _remove(self, digest: bytes) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is None:
+            return
+        ns = entry.ciphertext.namespace
+        del self._by_namespace[ns][digest]
+        self._namespace_bytes[ns] -= entry.size
+        self._bytes -= entry.size
+
+    # ------------------------------------------------------------ proposer and commit
+
+    def take(self, max_count: int, max_bytes: int) -> list[Entry]:
+        """The oldest entries that fit, for the next proposal (they stay until committed)."""
+        out: list[Entry] = []
+        size = 0
+        for entry in self._entries.values():
+            if len(out) == max_count or size + entry.size > max_bytes:
+                break
+            out.append(entry)
+            size += entry.size
+        return out
+
+    def mark_committed(self, digests: Iterable[bytes]) -> None:
+        """Drop committed ciphertexts and remember them so a replay is a duplicate."""
+        for digest in digests:
+            self._remove(digest)
+            self._committed[digest] = None
+            self._committed.move_to_end(digest)
+        while len(self._committed) > self.limits.remembered_commits:
+            self._committed.popitem(last=False)
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def namespace_sizes(self) -> dict[str, int]:
+        return {ns: len(entries) for ns, entries in self._by_namespace.items()}
