@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sys
 from collections.abc import Sequence
 
@@ -183,6 +184,121 @@ def _summary_json(summary: object) -> dict[str, object]:
     }
 
 
+def _add_keygen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "keygen",
+        help="create genesis and validator keys for a local network (trusted dealer)",
+        description=(
+            "Write DIR/genesis.json and DIR/node-<i>.key.json (mode 0600): an ed25519 key per "
+            "validator (vote key and libp2p identity) and a threshold key share from a "
+            "trusted dealer. For networks without a trusted party, use the DKG."
+        ),
+    )
+    p.add_argument("--nodes", type=_positive, required=True, metavar="N", help="validators")
+    p.add_argument(
+        "--dir",
+        type=pathlib.Path,
+        default=pathlib.Path("seqnet-net"),
+        help="output directory (default: ./seqnet-net)",
+    )
+    p.add_argument("--chain-id", default="seqnet-local", help="chain id (default: seqnet-local)")
+    p.add_argument(
+        "--namespaces",
+        default="rollup-a,rollup-b",
+        metavar="NS[,NS...]",
+        help="registered rollup namespaces (default: rollup-a,rollup-b)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_positive,
+        default=None,
+        metavar="T",
+        help="shares needed to decrypt (default: f+1)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address validators listen on")
+    p.add_argument(
+        "--base-port",
+        type=_positive,
+        default=7100,
+        help="validator i listens on base-port + i (default: 7100)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing genesis")
+    p.set_defaults(func=_cmd_keygen)
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from sequencer_net import genesis as gen
+
+    namespaces = tuple(ns.strip() for ns in args.namespaces.split(",") if ns.strip())
+    if args.threshold is not None and args.threshold > args.nodes:
+        raise CliError(f"--threshold {args.threshold} is more than --nodes {args.nodes}")
+    try:
+        genesis, keys = gen.create(
+            args.nodes,
+            chain_id=args.chain_id,
+            namespaces=namespaces,
+            host=args.host,
+            base_port=args.base_port,
+            threshold=args.threshold,
+        )
+        gen.write(args.dir, genesis, keys, force=args.force)
+    except (gen.GenesisError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    t = genesis.threshold_key.threshold
+    print(
+        f"wrote {args.dir}/genesis.json: chain {genesis.chain_id}, n={genesis.n}, "
+        f"f={genesis.f}, threshold t={t}, namespaces {', '.join(namespaces)}"
+    )
+    print(f"wrote {len(keys)} key files {args.dir}/node-<i>.key.json (mode 0600)")
+    return 0
+
+
+def _add_encrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "encrypt",
+        help="encrypt a transaction for a network's threshold key",
+        description=(
+            "Encrypt DATA (or standard input with '-') for the committee of GENESIS, bound to "
+            "a rollup namespace, and print the ciphertext (canonical CBOR) as hex."
+        ),
+    )
+    p.add_argument("--genesis", type=pathlib.Path, required=True, help="path to genesis.json")
+    p.add_argument("--namespace", required=True, help="rollup namespace registered in genesis")
+    p.add_argument("--out", type=pathlib.Path, default=None, help="write raw CBOR here instead")
+    p.add_argument("data", help="the transaction bytes (UTF-8), or - to read standard input")
+    p.set_defaults(func=_cmd_encrypt)
+
+
+def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from mev import kem
+    from sequencer_net import codec
+    from sequencer_net import genesis as gen
+
+    try:
+        genesis = gen.load_genesis(args.genesis)
+    except gen.GenesisError as exc:
+        raise CliError(str(exc)) from None
+    if args.namespace not in genesis.namespaces:
+        raise CliError(
+            f"namespace {args.namespace!r} is not registered in {args.genesis} "
+            f"(registered: {', '.join(genesis.namespaces)})"
+        )
+    payload = sys.stdin.buffer.read() if args.data == "-" else args.data.encode()
+    try:
+        ct = kem.encrypt(
+            genesis.threshold_key, genesis.chain_id, args.namespace, payload, os.urandom
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    data = codec.encode(ct)
+    if args.out is not None:
+        args.out.write_bytes(data)
+        print(f"wrote {len(data)} bytes to {args.out} (digest {kem.digest(ct).hex()})")
+    else:
+        print(data.hex())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqnet",
@@ -195,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_keygen(sub)
+    _add_encrypt(sub)
     _add_sim(sub)
     return parser
 

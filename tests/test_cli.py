@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"seqnet {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["sim"]])
+@pytest.mark.parametrize("command", [[], ["sim"], ["keygen"], ["encrypt"]])
 def test_help_on_every_command(command: list[str]) -> None:
     result = seqnet(*command, "--help")
     assert result.returncode == 0 and "usage: seqnet" in result.stdout
@@ -72,3 +73,33 @@ def test_unknown_fault_is_one_clear_line() -> None:
 def test_bad_number_is_rejected_by_argparse() -> None:
     result = seqnet("sim", "--seeds", "zero")
     assert result.returncode == 2 and "expected a whole number" in result.stderr
+
+
+def test_keygen_then_encrypt(tmp_path: pathlib.Path) -> None:
+    from mev import kem
+    from sequencer_net import codec
+    from sequencer_net.genesis import load_genesis
+
+    result = seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path))
+    assert result.returncode == 0 and "n=4, f=1, threshold t=2" in result.stdout
+    again = seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path))
+    assert again.returncode == 2 and "use --force" in again.stderr
+    genesis = load_genesis(tmp_path / "genesis.json")
+    enc = seqnet(
+        "encrypt",
+        "--genesis",
+        str(tmp_path / "genesis.json"),
+        "--namespace",
+        "rollup-a",
+        "hello rollup",
+    )
+    assert enc.returncode == 0
+    ct = codec.decode(kem.Ciphertext, bytes.fromhex(enc.stdout.strip()))
+    kem.check(genesis.chain_id, ct)
+    bad = seqnet("encrypt", "--genesis", str(tmp_path / "genesis.json"), "--namespace", "x", "y")
+    assert bad.returncode == 2 and "not registered" in bad.stderr
+
+
+def test_keygen_refuses_a_threshold_above_n(tmp_path: pathlib.Path) -> None:
+    result = seqnet("keygen", "--nodes", "4", "--threshold", "5", "--dir", str(tmp_path))
+    assert result.returncode == 2 and "more than --nodes" in result.stderr

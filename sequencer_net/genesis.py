@@ -1,0 +1,299 @@
+"""Genesis and validator key files: what a network starts from, and how it is read.
+
+``genesis.json`` is public: chain id, validators (index, ed25519 key, libp2p
+peer id, address), the threshold public key with one verification key per
+validator, the registered rollup namespaces and protocol parameters. Each
+validator's key file (mode 0600) holds its ed25519 seed — both its vote key and
+its libp2p identity — and its threshold key share. Both are read strictly:
+size-capped, every field type- and range-checked, every point validated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from mev.group import L, RandomBytes, scalar_bytes
+from mev.keys import KeyShare, ThresholdPublicKey, deal, matches
+from sequencer_net.committee import Committee
+from sequencer_net.signing import SigningKey
+
+GENESIS_FORMAT = "seqnet-genesis/1"
+KEY_FORMAT = "seqnet-node-key/1"
+MAX_FILE_BYTES = 1024 * 1024
+DEFAULT_NAMESPACES = ("rollup-a", "rollup-b")
+
+
+class GenesisError(ValueError):
+    """A genesis or key file that is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    index: int
+    public_key: bytes
+    peer_id: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    chain_id: str
+    validators: tuple[Validator, ...]
+    threshold_key: ThresholdPublicKey
+    namespaces: tuple[str, ...]
+    params: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.validators)
+
+    @property
+    def f(self) -> int:
+        return (self.n - 1) // 3
+
+    def committee(self) -> Committee:
+        return Committee.of(self.chain_id, [v.public_key for v in self.validators])
+
+    def to_json(self) -> dict[str, Any]:
+        tk = self.threshold_key
+        return {
+            "format": GENESIS_FORMAT,
+            "chain_id": self.chain_id,
+            "n": self.n,
+            "f": self.f,
+            "validators": [
+                {
+                    "index": v.index,
+                    "public_key": v.public_key.hex(),
+                    "peer_id": v.peer_id,
+                    "address": v.address,
+                }
+                for v in self.validators
+            ],
+            "threshold": {
+                "t": tk.threshold,
+                "public_key": tk.public_key.hex(),
+                "verification_keys": [k.hex() for k in tk.verification_keys],
+            },
+            "namespaces": list(self.namespaces),
+            "params": dict(sorted(self.params.items())),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Genesis:
+        doc = _Doc(data, "genesis")
+        if doc.text("format") != GENESIS_FORMAT:
+            raise GenesisError(f"genesis: format must be {GENESIS_FORMAT!r}")
+        validators = tuple(
+            _validator(_Doc(v, f"validators[{i}]"), i)
+            for i, v in enumerate(doc.items("validators"))
+        )
+        threshold = _Doc(doc.get("threshold", dict), "threshold")
+        try:
+            key = ThresholdPublicKey(
+                threshold.integer("t"),
+                threshold.hexbytes("public_key", 32),
+                tuple(
+                    _hex(k, "verification_keys", 32) for k in threshold.items("verification_keys")
+                ),
+            )
+        except ValueError as exc:
+            raise GenesisError(f"threshold: {exc}") from None
+        if key.n != len(validators) or not validators:
+            raise GenesisError("threshold: one verification key per validator is required")
+        namespaces = tuple(_namespace(ns) for ns in doc.items("namespaces"))
+        params = {k: _int(v, f"params.{k}") for k, v in doc.get("params", dict).items()}
+        return cls(doc.text("chain_id"), validators, key, namespaces, params)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeys:
+    """One validator's secrets."""
+
+    chain_id: str
+    index: int
+    signing_key: SigningKey
+    key_share: KeyShare
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": KEY_FORMAT,
+            "chain_id": self.chain_id,
+            "index": self.index,
+            "ed25519_seed": self.signing_key.seed.hex(),
+            "threshold_share": scalar_bytes(self.key_share.secret).hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> NodeKeys:
+        doc = _Doc(data, "key file")
+        if doc.text("format") != KEY_FORMAT:
+            raise GenesisError(f"key file: format must be {KEY_FORMAT!r}")
+        index = doc.integer("index")
+        secret = int.from_bytes(doc.hexbytes("threshold_share", 32), "little")
+        if not 0 < secret < L:
+            raise GenesisError("key file: threshold_share is not a valid scalar")
+        seed = doc.hexbytes("ed25519_seed", 32)
+        return cls(doc.text("chain_id"), index, SigningKey(seed), KeyShare(index, secret))
+
+    def check_against(self, genesis: Genesis) -> None:
+        """Raise unless these keys belong to validator ``index`` of ``genesis``."""
+        if self.chain_id != genesis.chain_id or not 0 <= self.index < genesis.n:
+            raise GenesisError("key file: not for this chain or index out of range")
+        if genesis.validators[self.index].public_key != self.signing_key.public_key:
+            raise GenesisError("key file: ed25519 key does not match genesis")
+        if not matches(genesis.threshold_key, self.key_share):
+            raise GenesisError("key file: threshold share does not match genesis")
+
+
+def create(
+    n: int,
+    *,
+    chain_id: str = "seqnet-local",
+    namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+    host: str = "127.0.0.1",
+    base_port: int = 7100,
+    threshold: int | None = None,
+    random_bytes: RandomBytes = os.urandom,
+    params: dict[str, int] | None = None,
+) -> tuple[Genesis, list[NodeKeys]]:
+    """A new network with a trusted dealer: for local clusters and tests."""
+    if n < 1:
+        raise GenesisError("need at least one validator")
+    t = threshold if threshold is not None else (n - 1) // 3 + 1
+    public, shares = deal(n, t, random_bytes)
+    signing = [SigningKey(random_bytes(32)) for _ in range(n)]
+    validators = tuple(
+        Validator(i, k.public_key, peer_id(k.public_key), f"/ip4/{host}/tcp/{base_port + i}")
+        for i, k in enumerate(signing)
+    )
+    genesis = Genesis(chain_id, validators, public, tuple(namespaces), dict(params or {}))
+    keys = [NodeKeys(chain_id, i, signing[i], shares[i]) for i in range(n)]
+    return genesis, keys
+
+
+def write(
+    directory: pathlib.Path, genesis: Genesis, keys: list[NodeKeys], *, force: bool = False
+) -> None:
+    """Write ``genesis.json`` and ``node-<i>.key.json`` (mode 0600) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "genesis.json"
+    if target.exists() and not force:
+        raise GenesisError(f"{target} exists (use --force to overwrite)")
+    _write_json(target, genesis.to_json(), 0o644)
+    for k in keys:
+        _write_json(directory / f"node-{k.index}.key.json", k.to_json(), 0o600)
+
+
+def load_genesis(path: pathlib.Path) -> Genesis:
+    return Genesis.from_json(_read_json(path))
+
+
+def load_keys(path: pathlib.Path) -> NodeKeys:
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0
+    if mode & 0o077:
+        raise GenesisError(f"{path}: key file must not be readable by others (chmod 600)")
+    return NodeKeys.from_json(_read_json(path))
+
+
+def _write_json(path: pathlib.Path, data: dict[str, Any], mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    os.chmod(path, mode)
+
+
+def _read_json(path: pathlib.Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise GenesisError(f"{path}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise GenesisError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise GenesisError(f"{path}: not JSON ({exc})") from None
+
+
+class _Doc:
+    """Typed access to a JSON object, with errors that name the field."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise GenesisError(f"{where}: expected an object")
+        self.data, self.where = data, where
+
+    def get(self, key: str, kind: type) -> Any:
+        value = self.data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+            raise GenesisError(f"{self.where}.{key}: expected {kind.__name__}")
+        return value
+
+    def text(self, key: str) -> str:
+        return self.get(key, str)  # type: ignore[no-any-return]
+
+    def integer(self, key: str) -> int:
+        return _int(self.data.get(key), f"{self.where}.{key}")
+
+    def items(self, key: str) -> list[Any]:
+        return self.get(key, list)  # type: ignore[no-any-return]
+
+    def hexbytes(self, key: str, size: int) -> bytes:
+        return _hex(self.data.get(key), f"{self.where}.{key}", size)
+
+
+def _int(value: Any, where: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise GenesisError(f"{where}: expected a non-negative integer")
+    return value
+
+
+def _hex(value: Any, where: str, size: int) -> bytes:
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise GenesisError(f"{where}: expected {size} bytes of hex")
+    return raw
+
+
+def _validator(doc: _Doc, position: int) -> Validator:
+    if doc.integer("index") != position:
+        raise GenesisError(f"{doc.where}: validators must be listed in index order")
+    key = doc.hexbytes("public_key", 32)
+    if doc.text("peer_id") != peer_id(key):
+        raise GenesisError(f"{doc.where}: peer_id does not match public_key")
+    return Validator(position, key, doc.text("peer_id"), doc.text("address"))
+
+
+def _namespace(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise GenesisError("namespaces: each is a string of 1 to 64 characters")
+    return value
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def peer_id(ed25519_public_key: bytes) -> str:
+    """The libp2p peer id of an ed25519 key: base58 of the identity multihash of its protobuf."""
+    protobuf = b"\x08\x01\x12\x20" + ed25519_public_key  # KeyType Ed25519, 32-byte Data
+    multihash = b"\x00" + bytes([len(protobuf)]) + protobuf  # identity hash: the key inline
+    number, out = int.from_bytes(multihash, "big"), ""
+    while number:
+        number, rem = divmod(number, 58)
+        out = _B58[rem] + out
+    return "1" * (len(multihash) - len(multihash.lstrip(b"\x00"))) + out
+
+
+def fingerprint(genesis: Genesis) -> str:
+    """A short id of a genesis, for logs and cluster status."""
+    return hashlib.sha256(json.dumps(genesis.to_json(), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,107 @@
+"""Genesis and key files: round trip, permissions, strict reading, libp2p peer ids."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mev import group
+from mev.keys import matches
+from sequencer_net import genesis as gen
+
+GENESIS, KEYS = gen.create(4, random_bytes=group.seeded_random_bytes(b"genesis-tests"))
+
+
+def test_round_trip_through_files(tmp_path: pathlib.Path) -> None:
+    gen.write(tmp_path, GENESIS, KEYS)
+    assert gen.load_genesis(tmp_path / "genesis.json") == GENESIS
+    for k in KEYS:
+        path = tmp_path / f"node-{k.index}.key.json"
+        assert path.stat().st_mode & 0o777 == 0o600
+        loaded = gen.load_keys(path)
+        loaded.check_against(GENESIS)
+        assert matches(GENESIS.threshold_key, loaded.key_share)
+    assert (GENESIS.n, GENESIS.f, GENESIS.threshold_key.threshold) == (4, 1, 2)
+
+
+def test_existing_genesis_is_not_overwritten_without_force(tmp_path: pathlib.Path) -> None:
+    gen.write(tmp_path, GENESIS, KEYS)
+    with pytest.raises(gen.GenesisError, match="exists"):
+        gen.write(tmp_path, GENESIS, KEYS)
+    gen.write(tmp_path, GENESIS, KEYS, force=True)
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path: pathlib.Path) -> None:
+    gen.write(tmp_path, GENESIS, KEYS)
+    path = tmp_path / "node-0.key.json"
+    path.chmod(0o644)
+    with pytest.raises(gen.GenesisError, match="chmod 600"):
+        gen.load_keys(path)
+
+
+def test_keys_of_another_validator_do_not_match() -> None:
+    wrong = gen.NodeKeys(GENESIS.chain_id, 1, KEYS[2].signing_key, KEYS[1].key_share)
+    with pytest.raises(gen.GenesisError, match="ed25519"):
+        wrong.check_against(GENESIS)
+
+
+def test_peer_ids_match_py_libp2p() -> None:
+    from libp2p.crypto.ed25519 import Ed25519PublicKey
+    from libp2p.peer.id import ID
+
+    for v in GENESIS.validators:
+        assert v.peer_id == ID.from_pubkey(Ed25519PublicKey.from_bytes(v.public_key)).to_base58()
+
+
+def mutated(path: list[Any], value: Any) -> dict[str, Any]:
+    doc = json.loads(json.dumps(GENESIS.to_json()))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return doc  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (["format"], "other/1", "format"),
+        (["chain_id"], 5, "chain_id"),
+        (["validators", 1, "index"], 3, "index order"),
+        (["validators", 0, "public_key"], "zz", "public_key"),
+        (["validators", 0, "peer_id"], "12D3KooWfake", "peer_id"),
+        (["threshold", "t"], 9, "threshold"),
+        (["threshold", "public_key"], "00" * 32, "threshold"),
+        (["threshold", "verification_keys"], [], "threshold"),
+        (["namespaces"], ["x" * 65], "namespaces"),
+        (["params"], {"timeout": -1}, "params.timeout"),
+        (["params"], {"timeout": True}, "params.timeout"),
+    ],
+)
+def test_malformed_genesis_is_refused_naming_the_field(
+    path: list[Any], value: Any, message: str
+) -> None:
+    with pytest.raises(gen.GenesisError, match=message):
+        gen.Genesis.from_json(mutated(path, value))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_arbitrary_json_raises_only_genesis_error(value: Any) -> None:
+    for reader in (gen.Genesis.from_json, gen.NodeKeys.from_json):
+        with pytest.raises(gen.GenesisError):
+            reader(value)
