@@ -110,6 +110,12 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--target", type=_positive, default=20, help="new commits required after GST")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--protocol",
+        choices=["consensus", "dkg"],
+        default="consensus",
+        help="what to simulate: the consensus core (default) or the DKG with f Byzantine dealers",
+    )
     p.set_defaults(func=_cmd_sim)
 
 
@@ -119,6 +125,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from ops.sim.scenario import FaultSpec, SpecError
     from sequencer_net.progress import Progress
 
+    if args.protocol == "dkg":
+        return _cmd_sim_dkg(args)
     try:
         FaultSpec.parse(args.faults)
     except SpecError as exc:
@@ -159,6 +167,26 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         print(json.dumps(_summary_json(summary), indent=2))
     else:
         print(render(summary, config))
+    return 1 if summary.failures else 0
+
+
+def _cmd_sim_dkg(args: argparse.Namespace) -> int:
+    from ops.sim.dkg import sweep_dkg
+    from sequencer_net.progress import Progress
+
+    bar = Progress(args.seeds, "dkg")
+    summary = sweep_dkg(args.nodes, args.seeds, args.start_seed, lambda run: bar.advance())
+    bar.close()
+    behaviours = ", ".join(f"{b} {c}" for b, c in sorted(summary.behaviours.items()))
+    print(f"runs              {summary.runs} DKGs, f Byzantine dealers each")
+    print(f"byzantine dealers {behaviours}")
+    print(f"disqualified      {summary.disqualified} dealers")
+    print(f"violations        {len(summary.failures)} failing runs")
+    for run in summary.failures[:10]:
+        print(f"FAILED seed {run.seed} n={run.n} byzantine={run.byzantine}: {run.violations[0]}")
+        print(
+            f"  replay: seqnet sim --protocol dkg --nodes {run.n} --start-seed {run.seed} --seeds 1"
+        )
     return 1 if summary.failures else 0
 
 
