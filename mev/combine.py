@@ -28,6 +28,7 @@ class Opening:
     """Per ciphertext: the plaintext, or None for a payload that does not open."""
 
     plaintexts: list[bytes | None]
+    keys: list[bytes | None] = field(default_factory=list)  # K per ciphertext, to publish
     blamed: list[int] = field(default_factory=list)  # validators whose shares were bad
     verified_proofs: int = 0  # how many batched proofs had to be checked
 
@@ -55,6 +56,7 @@ def open_batch(
     if failed:
         good = _verified(public, batch_id, us, usable, opening)
         keys.update(_combine([usable[i] for i in good[: public.threshold]], failed))
+    opening.keys = [keys[j] for j in range(len(us))]
     for j, ct in enumerate(ciphertexts):
         key = keys[j]
         opening.plaintexts[j] = None if key is None else open_with(chain_id, ct, key)
@@ -105,3 +107,19 @@ def _combine(
         except InvalidPoint:
             out[j] = None
     return out
+
+
+def open_with_keys(
+    chain_id: str, ciphertexts: Sequence[Ciphertext], keys: Sequence[bytes]
+) -> list[bytes | None] | None:
+    """Open a batch with the ``K`` values another validator published, if all are right.
+
+    Each ``K`` is checked against its ciphertext's key check (a hash), so a wrong
+    or malicious value is caught at once; then None is returned and the caller
+    combines shares itself. Lets one validator per batch do the combining for all.
+    """
+    if len(keys) != len(ciphertexts):
+        return None
+    if not all(key_matches(ct, k) for ct, k in zip(ciphertexts, keys, strict=True)):
+        return None
+    return [open_with(chain_id, ct, k) for ct, k in zip(ciphertexts, keys, strict=True)]

@@ -66,7 +66,12 @@ def make_share_batch(
     """
     if not isinstance(batch, CommittedBatch):
         raise NotCommitted(f"shares are made only for a CommittedBatch, not {type(batch).__name__}")
-    batch_id, us = batch.batch_id, [ct.u for ct in batch.decryptable]
+    return _make_shares(key, public, batch.batch_id, [ct.u for ct in batch.decryptable])
+
+
+def _make_shares(
+    key: KeyShare, public: ThresholdPublicKey, batch_id: bytes, us: Sequence[bytes]
+) -> ShareBatch:
     x = key.secret
     shares = tuple(mul(x, u) for u in us)
     if not shares:

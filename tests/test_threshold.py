@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mev import group, kem
-from mev.combine import NotEnoughShares, open_batch
+from mev.combine import NotEnoughShares, open_batch, open_with_keys
 from mev.committed import CommittedBatch, EncryptedBatch, NotCommitted
 from mev.decryptor import Decryptor
 from mev.kem import Ciphertext, InvalidCiphertext
@@ -225,3 +225,13 @@ def test_encrypt_then_decrypt_with_any_t_subset(payload: bytes, subset: set[int]
 def test_decoders_reject_arbitrary_bytes_with_the_typed_error(data: bytes, cls: type) -> None:
     with contextlib.suppress(codec.DecodeError):
         codec.decode(cls, data)
+
+
+def test_keys_published_by_one_combiner_open_the_batch_for_everyone() -> None:
+    cts = [encrypt(b"tx-%d" % i) for i in range(3)]
+    batch = committed(cts)
+    opening = open_batch(PUBLIC, CHAIN, batch.batch_id, cts, shares_for(batch, [0, 2]))
+    keys = [k for k in opening.keys if k is not None]
+    assert open_with_keys(CHAIN, cts, keys) == [b"tx-0", b"tx-1", b"tx-2"]
+    forged = [keys[0], group.base_mul(5), keys[2]]
+    assert open_with_keys(CHAIN, cts, forged) is None  # caught by the key check: combine yourself
