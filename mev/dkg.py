@@ -31,7 +31,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from mev.group import L, RandomBytes, add, base_mul, is_point, mul, random_scalar, scalar_bytes
+from mev.group import (
+    L,
+    RandomBytes,
+    base_mul,
+    is_point,
+    mul,
+    point_sum,
+    random_scalar,
+    scalar_bytes,
+)
 from mev.kem import Scalar
 from mev.keys import KeyShare, Point, ThresholdPublicKey, evaluate, evaluation_point
 from sequencer_net.codec import IntRange, MaxItems
@@ -286,24 +295,17 @@ class Dkg:
         return base_mul(share) == self._commitment_at(self.dealings[dealer], recipient)
 
     def _commitment_at(self, d: Dealing, recipient: int) -> bytes:
-        x, power, acc = evaluation_point(recipient), 1, None
-        for c in d.commitments:
-            term = c if power == 1 else mul(power, c)
-            acc = term if acc is None else add(acc, term)
-            power = power * x % L
-        assert acc is not None
-        return acc
+        """``Σ_k C_k · x^k``: the public image of the dealer's polynomial at the recipient."""
+        x = evaluation_point(recipient)
+        powers = [pow(x, k, L) for k in range(len(d.commitments))]
+        return point_sum(
+            c if p == 1 else mul(p, c) for p, c in zip(powers, d.commitments, strict=True)
+        )
 
     def _combined_public_key(self, qualified: tuple[int, ...]) -> ThresholdPublicKey:
-        def total(points: list[bytes]) -> bytes:
-            acc = points[0]
-            for p in points[1:]:
-                acc = add(acc, p)
-            return acc
-
-        public_key = total([self.dealings[d].commitments[0] for d in qualified])
+        public_key = point_sum(self.dealings[d].commitments[0] for d in qualified)
         verification = tuple(
-            total([self._commitment_at(self.dealings[d], j) for d in qualified])
+            point_sum(self._commitment_at(self.dealings[d], j) for d in qualified)
             for j in range(self.n)
         )
         return ThresholdPublicKey(self.threshold, public_key, verification)

@@ -71,15 +71,19 @@ def sub(p: bytes, q: bytes) -> bytes:
     return sodium.crypto_core_ed25519_sub(p, q)
 
 
+def point_sum(points: Iterable[bytes]) -> bytes:
+    """``P_1 + P_2 + ...`` of at least one point."""
+    total: bytes | None = None
+    for p in points:
+        total = p if total is None else add(total, p)
+    if total is None:
+        raise ValueError("empty sum")
+    return total
+
+
 def linear_combination(terms: Iterable[tuple[int, bytes]]) -> bytes:
     """``sum(s_i * P_i)``: one variable-base multiplication per term."""
-    total: bytes | None = None
-    for s, p in terms:
-        term = mul(s, p)
-        total = term if total is None else add(total, term)
-    if total is None:
-        raise ValueError("empty linear combination")
-    return total
+    return point_sum(mul(s, p) for s, p in terms)
 
 
 def hash_to_scalar(domain: bytes, *parts: bytes) -> int:
