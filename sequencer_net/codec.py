@@ -176,7 +176,7 @@ def _dataclass_converter(cls: type, typevars: dict[Any, Any]) -> _Converter:
     def from_plain(v: Any, path: str) -> Any:
         if type(v) is not dict:
             _fail(path, f"expected map for {cls.__name__}, got {type(v).__name__}")
-        if v.keys() != expected:
+        if any(type(k) is not int for k in v) or v.keys() != expected:
             _fail(path, f"{cls.__name__} fields {sorted(map(str, v))} != {keys}")
         kwargs = {name: c.from_plain(v[k], f"{path}.{name}") for k, name, c in plan}
         try:

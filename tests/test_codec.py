@@ -39,9 +39,9 @@ PROPOSAL_HEX = (
 )
 BLOCK_HASH_HEX = "a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad73a7"
 VOTE_HEX = (
-    "8202a101a301a3015820a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad"
+    "8202a201a301a3015820a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad"
     "73a7020103010201035840ca7817f8b4df067595389742d77bc9fe0a807eefe1c000f3de06e15f97"
-    "91d74581ad28c032857cb74496e4e324fa4a009147125e24466f1ce31d27a113a3b004"
+    "91d74581ad28c032857cb74496e4e324fa4a009147125e24466f1ce31d27a113a3b0040240"
 )
 
 
@@ -101,6 +101,13 @@ def _vote_plain() -> list[object]:
         (bytes.fromhex("a201010102"), "duplicate keys"),
         (cbor2.dumps([1.5, {}]), "float type id"),
         (cbor2.dumps([True, {}]), "bool is not an int"),
+        (
+            cbor2.dumps(
+                [2, {1: cbor2.loads(bytes.fromhex(VOTE_HEX))[1][1], cbor2.CBORSimpleValue(2): b""}],
+                canonical=True,
+            ),
+            "simple value posing as an integer key",
+        ),
     ],
 )
 def test_malformed_frames_are_rejected(data: bytes, reason: str) -> None:
