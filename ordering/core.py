@@ -22,6 +22,7 @@ returns the actions for the driver. Every signature it makes is preceded by a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -67,16 +68,32 @@ from ordering.safety import SafetyState, after_timeout, after_vote, is_safe_to_v
 from sequencer_net.committee import Committee
 from sequencer_net.signing import SigningKey, Verified
 
+BlockLookup = Callable[[bytes], Block | None]
+
 
 class PayloadApp(Protocol):
-    """What goes inside blocks: filled by the mempool and fair-ordering layers."""
+    """What goes inside blocks: filled by the mempool and fair-ordering layers.
 
-    def propose_payload(self, parent_hash: bytes, height: int, round_: int) -> bytes:
+    ``ancestors`` looks up uncommitted blocks by hash (None once committed), so
+    the app can see what the branch it builds on already contains.
+    """
+
+    def propose_payload(
+        self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
+    ) -> bytes:
         """Bytes for the leader's next block on top of ``parent_hash``."""
         ...
 
-    def validate_payload(self, block: Block, digest: bytes) -> bool:
+    def validate_payload(self, block: Block, digest: bytes, ancestors: BlockLookup) -> bool:
         """False makes honest replicas refuse to vote for ``block``."""
+        ...
+
+    def make_report(self, round_: int, timeout: bool) -> bytes:
+        """Opaque data that rides on this node's vote or timeout for ``round_``."""
+        ...
+
+    def on_report(self, signer: int, data: bytes) -> None:
+        """Data another validator attached to its vote or timeout."""
         ...
 
     def on_commit(self, block: Block, digest: bytes) -> None:
@@ -151,9 +168,11 @@ class ConsensusCore:
         match event:
             case ProposalReceived(sender, proposal):
                 self._on_proposal(sender, proposal)
-            case VoteReceived(sender, vote):
+            case VoteReceived(sender, vote, report):
+                self._on_report(vote.signer, report)
                 self._on_vote(sender, vote)
             case TimeoutReceived(sender, timeout):
+                self._on_report(timeout.timeout.signer, timeout.report)
                 self._on_timeout(sender, timeout)
             case BlocksRequested(sender, request):
                 self._on_block_request(sender, request)
@@ -173,7 +192,7 @@ class ConsensusCore:
             return self._reject(sender, "proposal-equivocation", f"round {p.block.round}")
         parent = p.block.parent_qc.block_hash
         if p.block.round < self.round:  # late: keep the block, it may get certified
-            if self.tree.is_connected(parent) and self._app.validate_payload(p.block, p.block_hash):
+            if self.tree.is_connected(parent) and self._validate_payload(p):
                 self.tree.insert(p.block_hash, p.block)
                 self._resume_after_sync()
             return None
@@ -186,7 +205,7 @@ class ConsensusCore:
 
     def _vote_for(self, sender: int, p: VerifiedProposal) -> None:
         block = p.block
-        if not self._app.validate_payload(block, p.block_hash):
+        if not self._validate_payload(p):
             return self._reject(sender, "proposal-invalid-payload", p.block_hash.hex())
         self.tree.insert(p.block_hash, block)
         if not is_safe_to_vote(self.safety, block.round, block.parent_qc, p.last_round_tc):
@@ -204,7 +223,8 @@ class ConsensusCore:
         if next_leader == self.me:
             self._on_vote(self.me, vote)
         else:
-            self._emit(Send(next_leader, Vote(vote.unchecked())))
+            report = self._app.make_report(data.round, timeout=False)
+            self._emit(Send(next_leader, Vote(vote.unchecked(), report)))
 
     def _propose(self) -> None:
         round_, qc = self.round, self.safety.high_qc
@@ -217,7 +237,7 @@ class ConsensusCore:
             return self._request_missing(qc.block_hash, self._next_sync_peer())
         if round_ <= self.safety.highest_voted_round:
             return None  # already voted or timed out here (e.g. before a restart)
-        payload = self._app.propose_payload(qc.block_hash, qc.height + 1, round_)
+        payload = self._app.propose_payload(qc.block_hash, qc.height + 1, round_, self.tree.get)
         block = Block(qc.height + 1, round_, self.me, qc, payload)
         digest = block_hash(block)
         signed = self._key.sign(ProposalData(round_, digest), self.committee.chain_id, self.me)
@@ -269,7 +289,8 @@ class ConsensusCore:
             else None
         )
         attached = None if vote is None else vote.unchecked()
-        self._emit(Broadcast(Timeout(signed.unchecked(), high_qc, self.last_tc, attached)))
+        report = self._app.make_report(round_, timeout=True)
+        self._emit(Broadcast(Timeout(signed.unchecked(), high_qc, self.last_tc, attached, report)))
         if vote is not None:
             self._collect_vote(self.me, vote)
         self._count_timeout(round_, self.me, signed.signature, high_qc)
@@ -403,6 +424,13 @@ class ConsensusCore:
             self._propose()
 
     # ------------------------------------------------------------ helpers
+
+    def _validate_payload(self, p: VerifiedProposal) -> bool:
+        return self._app.validate_payload(p.block, p.block_hash, self.tree.get)
+
+    def _on_report(self, signer: int, report: bytes) -> None:
+        if report:
+            self._app.on_report(signer, report)
 
     def _is_first_proposal(self, p: VerifiedProposal) -> bool:
         """Keep one block per round from proposals; a certified other one is fetched by sync."""

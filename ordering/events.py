@@ -45,6 +45,7 @@ class VerifiedTimeout:
     high_qc: QuorumCert
     last_round_tc: TimeoutCert | None
     vote: Verified[VoteData] | None = None
+    report: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class ProposalReceived:
 class VoteReceived:
     sender: int
     vote: Verified[VoteData]
+    report: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

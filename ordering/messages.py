@@ -23,6 +23,9 @@ SignerIndex = Annotated[int, SIGNER_INDEX]
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 MAX_SIGNATURES = 1024
 MAX_SYNC_BLOCKS = 64
+MAX_REPORT_BYTES = 1024 * 1024
+
+Report = Annotated[bytes, Size(max=MAX_REPORT_BYTES)]
 
 GENESIS_ROUND = 0
 GENESIS_HEIGHT = 0
@@ -111,9 +114,14 @@ class Proposal:
 
 @dataclass(frozen=True, slots=True)
 class Vote:
-    """A signed vote, sent to the leader of the next round."""
+    """A signed vote, sent to the leader of the next round.
+
+    ``report`` is opaque to consensus: the payload layer's data for the next
+    leader (the fair-ordering layer sends its signed order report here).
+    """
 
     signed: Signed[VoteData]
+    report: Report = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,7 @@ class Timeout:
     high_qc: QuorumCert
     last_round_tc: TimeoutCert | None
     vote: Signed[VoteData] | None = None
+    report: Report = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,7 @@ class MessageValidator:
                 # [REJECT] nobody votes for the genesis: it is certified by definition
                 if message.signed.statement.round == 0 or message.signed.statement.height == 0:
                     raise Invalid("bad-vote", "vote for round or height 0")
-                return VoteReceived(sender, self._check_signed(message.signed))
+                return VoteReceived(sender, self._check_signed(message.signed), message.report)
             case Timeout():
                 return TimeoutReceived(sender, self.check_timeout(message))
             case BlockRequest():
@@ -133,7 +133,11 @@ class MessageValidator:
             self.check_tc(msg.last_round_tc)
         verified_vote = None if vote is None else self._check_signed(vote)
         return VerifiedTimeout(
-            self._check_signed(msg.signed), msg.high_qc, msg.last_round_tc, verified_vote
+            self._check_signed(msg.signed),
+            msg.high_qc,
+            msg.last_round_tc,
+            verified_vote,
+            msg.report,
         )
 
     # ------------------------------------------------------------ certificates

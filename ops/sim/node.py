@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ordering.blocktree import CommittedTip
-from ordering.core import ConsensusCore, CoreConfig, Restored
+from ordering.core import BlockLookup, ConsensusCore, CoreConfig, Restored
 from ordering.events import Action, Commit, Event, Persist, Rejected
 from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash, genesis_qc
 from ordering.pacemaker import PacemakerConfig
@@ -30,11 +30,19 @@ class LabelPayload:
         self.label = label
         self.committed = 0
 
-    def propose_payload(self, parent_hash: bytes, height: int, round_: int) -> bytes:
+    def propose_payload(
+        self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
+    ) -> bytes:
         return codec.dumps_plain([self.label, height, round_])
 
-    def validate_payload(self, block: Block, digest: bytes) -> bool:
+    def validate_payload(self, block: Block, digest: bytes, ancestors: BlockLookup) -> bool:
         return block.payload != b"invalid"
+
+    def make_report(self, round_: int, timeout: bool) -> bytes:
+        return b""
+
+    def on_report(self, signer: int, data: bytes) -> None:
+        return None
 
     def on_commit(self, block: Block, digest: bytes) -> None:
         self.committed += 1
