@@ -249,9 +249,13 @@ def _reject_tag(_decoder: Any, tag: Any) -> Any:
     raise DecodeError(f"CBOR tag {tag.tag} not allowed")
 
 
-def to_plain(value: Any) -> Any:
-    """The CBOR data model of a wire dataclass (maps with integer keys)."""
-    return _compile(type(value)).to_plain(value)
+def to_plain(value: Any, as_type: Any = None) -> Any:
+    """The CBOR data model of a wire dataclass (maps with integer keys).
+
+    ``as_type`` names a parameterized generic (``Signed[VoteData]``) for a value
+    whose own class is the bare generic.
+    """
+    return _compile(as_type or type(value)).to_plain(value)
 
 
 def dumps_plain(plain: Any) -> bytes:
@@ -259,9 +263,9 @@ def dumps_plain(plain: Any) -> bytes:
     return cbor2.dumps(plain, canonical=True)
 
 
-def encode(value: Any) -> bytes:
-    """Canonical CBOR bytes of a wire dataclass."""
-    return cbor2.dumps(to_plain(value), canonical=True)
+def encode(value: Any, as_type: Any = None) -> bytes:
+    """Canonical CBOR bytes of a wire dataclass (see ``to_plain`` for ``as_type``)."""
+    return cbor2.dumps(to_plain(value, as_type), canonical=True)
 
 
 def loads_canonical(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:

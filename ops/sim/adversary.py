@@ -181,4 +181,9 @@ ADVERSARIES: dict[str, type[Adversary]] = {
     "replay": Replay,
     "garbage": Garbage,
     "stale-timeout": StaleTimeout,
+    # fair-ordering attacks live in the payload app (ops/sim/fair_adversary.py)
+    "front-run": Adversary,
+    "censor": Adversary,
+    "lie-report": Adversary,
+    "withhold-report": Adversary,
 }

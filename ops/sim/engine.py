@@ -11,6 +11,8 @@ A crash can strike between any two actions of an event, which is how the
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import heapq
 import itertools
 import random
@@ -20,11 +22,15 @@ from typing import Any
 
 from ops.sim.adversary import ADVERSARIES, Adversary
 from ops.sim.checkers import SafetyChecker
+from ops.sim.fair_adversary import FAIR_ADVERSARIES, FrontRunner
 from ops.sim.network import Network
 from ops.sim.node import Disk, SimNode
 from ops.sim.scenario import Scenario
+from ops.sim.workload import FairnessStats, Workload
 from ordering.events import Action, Broadcast, Commit, Persist, ResetTimer, Send, TimerFired
-from ordering.messages import ConsensusMessage
+from ordering.fair.app import FairOrderingApp
+from ordering.fair.policies import make_policy
+from ordering.messages import ConsensusMessage, Vote
 from sequencer_net.committee import Committee
 from sequencer_net.signing import SigningKey
 
@@ -41,6 +47,7 @@ class RunResult:
     max_round_gap: int  # most rounds between consecutive commits, steady state after GST
     events: int
     rejected: Counter[str] = field(default_factory=Counter)
+    fairness: FairnessStats | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +94,8 @@ class Simulation:
         self._tcs: set[int] = set()
         self._gst_height: int | None = None
         self.events = 0
+        self.workload = Workload(scenario, self.rng)
+        self.skew = {i: self.rng.uniform(-1, 1) * scenario.clock_skew_ms for i in range(scenario.n)}
 
     # ------------------------------------------------------------ scheduling
 
@@ -101,12 +110,22 @@ class Simulation:
             self._at(plan.at_ms, "crash", plan.node)
             if plan.restart_ms is not None:
                 self._at(plan.restart_ms, "restart", plan.node)
+        if self.s.policy is not None and self.s.tx_per_s > 0:
+            self._at(self.rng.expovariate(self.s.tx_per_s / 1000), "tx", 0)
+        fixed = self.s.duration_ms is not None
         end = self.s.gst_ms + self.s.liveness_bound_ms
+        if self.s.duration_ms is not None:
+            end = self.s.duration_ms
         while self._heap and self.now <= end:
             self.now, _, kind, payload = heapq.heappop(self._heap)
             self.events += 1
             getattr(self, f"_on_{kind}")(payload)
-            if self.now >= self.s.gst_ms and self.events % 64 == 0 and self._is_live():
+            if (
+                not fixed
+                and self.now >= self.s.gst_ms
+                and self.events % 64 == 0
+                and self._is_live()
+            ):
                 break
         return self._result()
 
@@ -121,8 +140,44 @@ class Simulation:
             inst.label,
             disk,
             self.s.base_timeout_ms,
+            None if self.s.policy is None else functools.partial(self._make_app, inst),
         )
         self._execute(inst, inst.node.core.start())
+
+    def _make_app(self, inst: Instance, key: SigningKey) -> FairOrderingApp:
+        app_class = FAIR_ADVERSARIES.get(self.s.byzantine.get(inst.index, ""), FairOrderingApp)
+        policy = make_policy(self.s.policy or "median-timestamp", self.s.n, self.s.f)
+        return app_class(self.committee, inst.index, key, policy)
+
+    # ------------------------------------------------------------ client transactions
+
+    def _on_tx(self, k: int) -> None:
+        digest = hashlib.sha256(f"tx/{self.s.seed}/{k}".encode()).digest()
+        honest_up = [i for i in self.instances if i.index in self.checker.honest and i.node]
+        self.workload.on_sent(digest, self.now, len(honest_up))
+        for inst in self.instances:
+            self._deliver_tx(inst, digest, from_index=None)
+        self._at(self.now + self.rng.expovariate(self.s.tx_per_s / 1000), "tx", k + 1)
+
+    def _deliver_tx(self, inst: Instance, digest: bytes, from_index: int | None) -> None:
+        dropped = self.now < self.s.gst_ms and self.rng.random() < self.s.drop
+        if not dropped and inst.index != from_index:
+            self._at(self.now + self.network.delay(self.now), "tx_arrival", (inst, digest))
+
+    def _on_tx_arrival(self, item: tuple[Instance, bytes]) -> None:
+        inst, digest = item
+        app = inst.node.app if inst.node is not None else None
+        if not isinstance(app, FairOrderingApp):
+            return
+        app.on_transaction(digest, max(0, int(self.now + self.skew[inst.index])))
+        if inst.index in self.checker.honest:
+            self.workload.on_delivered(digest, self.now)
+        elif isinstance(app, FrontRunner) and digest in self.workload.sent:
+            mine = app.attack(digest)
+            if mine is not None:
+                self.workload.attack_pairs[mine] = (inst.index, digest)
+                for other in self.instances:
+                    self._deliver_tx(other, mine, from_index=inst.index)
 
     def _on_crash(self, index: int) -> None:
         for inst in self.by_index[index]:
@@ -175,6 +230,8 @@ class Simulation:
 
     def _send(self, inst: Instance, dests: list[int], message: ConsensusMessage) -> None:
         self.checker.on_outgoing(inst.index, message)
+        if isinstance(message, Vote) and inst.index in self.checker.honest:
+            self.workload.on_honest_vote(message.signed.statement.height, self.now)
         self._send_raw(inst, inst.adversary.outgoing(dests, message))
 
     def _send_raw(self, inst: Instance, out: list[tuple[int, bytes]]) -> None:
@@ -237,7 +294,8 @@ class Simulation:
     def _result(self) -> RunResult:
         violations = list(self.checker.violations)
         liveness = self._liveness_ms()
-        if liveness is None:
+        fixed = self.s.duration_ms is not None
+        if liveness is None and not fixed:
             violations.append(
                 f"liveness: not every honest node committed {self.s.target_commits} blocks "
                 f"within {self.s.liveness_bound_ms} ms after GST"
@@ -255,7 +313,17 @@ class Simulation:
             max_round_gap=self._max_round_gap(),
             events=self.events,
             rejected=rejected,
+            fairness=self._fairness(),
         )
+
+    def _fairness(self) -> FairnessStats | None:
+        if self.s.policy is None:
+            return None
+        first_commit: dict[int, float] = {}
+        for times in self.checker.commit_times.values():
+            for t, h in times:
+                first_commit[h] = min(t, first_commit.get(h, t))
+        return self.workload.measure(self._committed_log(), first_commit)
 
 
 def simulate(scenario: Scenario) -> RunResult:

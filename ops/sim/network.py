@@ -25,9 +25,10 @@ class Network:
         if before_gst and (self._is_cut(now, src, dst) or self.rng.random() < self.s.drop):
             return []
         copies = 2 if self.rng.random() < self.s.dup else 1
-        return [self._delay(now) for _ in range(copies)]
+        return [self.delay(now) for _ in range(copies)]
 
-    def _delay(self, now: float) -> float:
+    def delay(self, now: float) -> float:
+        """One message's delay: lognormal latency, long delays before GST, bounded after."""
         delay = self.s.latency_ms * self.rng.lognormvariate(0.0, 0.5)
         if now < self.s.gst_ms:
             if self.rng.random() < self.s.long_delay:

@@ -8,10 +8,11 @@ a real node runs. The disk survives crashes; everything else is rebuilt.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ordering.blocktree import CommittedTip
-from ordering.core import BlockLookup, ConsensusCore, CoreConfig, Restored
+from ordering.core import BlockLookup, ConsensusCore, CoreConfig, PayloadApp, Restored
 from ordering.events import Action, Commit, Event, Persist, Rejected
 from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash, genesis_qc
 from ordering.pacemaker import PacemakerConfig
@@ -56,6 +57,9 @@ class Disk:
     log: list[Commit] = field(default_factory=list)
 
 
+RESTORED_COMMITS = 256
+
+
 class SimNode:
     """One running validator instance (a twin is a second instance, same index)."""
 
@@ -67,10 +71,13 @@ class SimNode:
         label: str,
         disk: Disk,
         base_timeout_ms: int,
+        make_app: Callable[[SigningKey], PayloadApp] | None = None,
     ) -> None:
         self.index, self.label, self.disk = index, label, disk
         self.key = SigningKey(seed)
-        self.app = LabelPayload(label)
+        self.app: PayloadApp = LabelPayload(label) if make_app is None else make_app(self.key)
+        for commit in disk.log[-RESTORED_COMMITS:]:  # what the app knew was final
+            self.app.on_commit(commit.block, commit.block_hash)
         self.validator = MessageValidator(committee)
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
         restored = self._restore(committee, disk)

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 NETWORK_FAULTS = ("drop", "dup", "delay", "partition", "crash")
+APP_ATTACKS = ("front-run", "censor", "lie-report", "withhold-report")
 ATTACKS = (
     "equivocate",
     "double-vote",
@@ -20,6 +21,7 @@ ATTACKS = (
     "garbage",
     "stale-timeout",
     "twins",
+    *APP_ATTACKS,
 )
 
 
@@ -79,6 +81,10 @@ class Scenario:
     base_timeout_ms: int = 1000
     latency_ms: float = 10.0
     labels: tuple[str, ...] = field(default=())
+    policy: str | None = "median-timestamp"  # None: opaque labels instead of fair ordering
+    tx_per_s: float = 20.0  # client transactions, each sent to every validator
+    clock_skew_ms: float = 5.0  # each validator's clock is off by up to this much
+    duration_ms: int | None = None  # run exactly this long (fairness runs) instead of to liveness
 
     @property
     def f(self) -> int:

@@ -1,0 +1,1 @@
+"""Fair ordering: signed local order reports, ordering policies, and the block payload."""

@@ -1,0 +1,248 @@
+"""The fair-ordering payload: reports in, a checked order out (a ``PayloadApp``).
+
+Theory of operation
+-------------------
+The driver tells the app when this node first sees a transaction digest and at
+what local time. Each vote or timeout carries the node's signed report of what
+it has seen and not yet seen ordered. The leader proposes ``n - f`` reports from
+distinct validators, each newer than any report of that validator already on
+the branch, and the order its policy computes from them. Every replica checks
+the reports' signatures and freshness and recomputes the order; a block whose
+order differs — including one that leaves out a transaction present in ``f+1``
+reports — gets no honest vote. With fewer than ``n - f`` fresh reports the
+leader proposes an empty block, which keeps consensus live without ordering
+anything unfairly.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from ordering.core import BlockLookup
+from ordering.fair.policies import Policy
+from ordering.fair.reports import (
+    MAX_REPORT_ENTRIES,
+    SEQ_PROPOSAL,
+    SEQ_TIMEOUT,
+    SEQ_VOTE,
+    OrderReport,
+    report_seq,
+)
+from ordering.messages import Block
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError, Digest, MaxItems
+from sequencer_net.committee import Committee
+from sequencer_net.signing import BadSignature, Signed, SigningKey
+
+MAX_ORDER = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class FairPayload:
+    """A block's payload: the reports it was ordered from, and the order."""
+
+    reports: Annotated[tuple[Signed[OrderReport], ...], MaxItems(1024)]
+    order: Annotated[tuple[Digest, ...], MaxItems(MAX_ORDER)]
+
+
+@dataclass
+class _Branch:
+    """What a chain of uncommitted blocks ordered (on top of ``committed``), and report seqs."""
+
+    committed: Container[bytes]
+    ordered: set[bytes] = field(default_factory=set)
+    last_seq: dict[int, int] = field(default_factory=dict)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.ordered or digest in self.committed
+
+    def add(self, payload: FairPayload) -> None:
+        self.ordered.update(payload.order)
+        for r in payload.reports:
+            node, seq = r.statement.node, r.statement.seq
+            self.last_seq[node] = max(seq, self.last_seq.get(node, -1))
+
+
+class FairOrderingApp:
+    """One validator's fair-ordering state (pure: time comes in as arguments)."""
+
+    def __init__(
+        self,
+        committee: Committee,
+        me: int,
+        key: SigningKey,
+        policy: Policy,
+        *,
+        remembered: int = 200_000,
+    ) -> None:
+        self.committee, self.me, self._key, self.policy = committee, me, key, policy
+        self.pending: OrderedDict[bytes, int] = OrderedDict()  # digest -> first-seen local time
+        self.received: dict[int, OrderReport] = {}  # newest verified report per node
+        self._payloads: dict[bytes, tuple[int, FairPayload]] = {}  # block hash -> (height, payload)
+        self._signed: dict[tuple[int, int], Signed[OrderReport]] = {}  # (node, seq) -> report
+        self._committed_recent: OrderedDict[bytes, None] = OrderedDict()
+        self._committed = _Branch(self._committed_recent)
+        self._remembered = remembered
+        self._committed_height = 0
+        self.rejected: dict[str, int] = {}
+
+    # ------------------------------------------------------------ inputs from the driver
+
+    def on_transaction(self, digest: bytes, local_time_ms: int) -> None:
+        """This node saw ``digest`` for the first time at ``local_time_ms``."""
+        if digest not in self.pending and digest not in self._committed_recent:
+            self.pending[digest] = local_time_ms
+
+    # ------------------------------------------------------------ reports
+
+    def make_report(self, round_: int, timeout: bool) -> bytes:
+        signed = self._own_report(round_, SEQ_TIMEOUT if timeout else SEQ_VOTE)
+        return codec.encode(signed, Signed[OrderReport])
+
+    def _own_report(self, round_: int, kind: int) -> Signed[OrderReport]:
+        entries = tuple(list(self.pending.items())[:MAX_REPORT_ENTRIES])
+        report = OrderReport(self.me, report_seq(round_, kind), entries)
+        self.received[self.me] = report
+        return self._key.sign(report, self.committee.chain_id, self.me)
+
+    def on_report(self, signer: int, data: bytes) -> None:
+        try:
+            signed: Signed[OrderReport] = codec.decode(Signed[OrderReport], data)
+            if signed.signer != signer or signed.statement.node != signer:
+                raise BadSignature("report signed for another node")
+            report = signed.verify(self.committee).statement
+        except (DecodeError, BadSignature) as exc:
+            self._count(f"report-{type(exc).__name__}")
+            return
+        self._signed[(report.node, report.seq)] = signed
+        held = self.received.get(signer)
+        if held is None or report.seq > held.seq:
+            self.received[signer] = report
+
+    def _count(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    # ------------------------------------------------------------ proposing
+
+    def propose_payload(
+        self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
+    ) -> bytes:
+        branch = self._branch(parent_hash, ancestors)
+        own = self._own_report(round_, SEQ_PROPOSAL)
+        self._signed[(self.me, own.statement.seq)] = own
+        reports = self.select_reports(branch)
+        if reports is None:
+            return codec.encode(FairPayload((), ()))
+        statements = [r.statement for r in reports]
+        order = self.policy.order(statements, self.me, branch)
+        return codec.encode(FairPayload(tuple(reports), tuple(order)))
+
+    def select_reports(self, branch: _Branch) -> list[Signed[OrderReport]] | None:
+        """Our own report plus the freshest others not yet on the branch (n - f in all)."""
+        need = self.committee.n - self.committee.f
+        fresh = [
+            r
+            for node, r in sorted(self.received.items())
+            if r.seq > branch.last_seq.get(node, -1) and (node, r.seq) in self._signed
+        ]
+        fresh.sort(key=lambda r: (r.node != self.me, -r.seq, r.node))
+        if len(fresh) < need:
+            return None
+        chosen = sorted(fresh[:need], key=lambda r: r.node)
+        return [self._signed[(r.node, r.seq)] for r in chosen]
+
+    # ------------------------------------------------------------ validating
+
+    def validate_payload(self, block: Block, digest: bytes, ancestors: BlockLookup) -> bool:
+        try:
+            payload: FairPayload = codec.decode(FairPayload, block.payload)
+        except DecodeError:
+            return self._refuse("payload-malformed")
+        if not payload.reports:
+            return not payload.order or self._refuse("order-without-reports")
+        branch = self._branch(block.parent_qc.block_hash, ancestors)
+        reason = self._check_reports(payload, branch)
+        if reason is not None:
+            return self._refuse(reason)
+        statements = [r.statement for r in payload.reports]
+        if list(payload.order) != self.policy.order(statements, block.proposer, branch):
+            return self._refuse("order-differs")
+        self._payloads[digest] = (block.height, payload)
+        return True
+
+    def _check_reports(self, payload: FairPayload, branch: _Branch) -> str | None:
+        nodes = [r.statement.node for r in payload.reports]
+        if len(nodes) != self.committee.n - self.committee.f or len(set(nodes)) != len(nodes):
+            return "wrong-report-count"
+        for r in payload.reports:
+            if r.signer != r.statement.node:
+                return "report-signer"
+            if r.statement.seq <= branch.last_seq.get(r.signer, -1):
+                return "stale-report"
+            try:
+                r.verify(self.committee)
+            except BadSignature:
+                return "report-signature"
+        return None
+
+    def _refuse(self, reason: str) -> bool:
+        self._count(reason)
+        return False
+
+    # ------------------------------------------------------------ branches and commits
+
+    def _branch(self, tip: bytes, ancestors: BlockLookup) -> _Branch:
+        """Committed state plus every uncommitted block from ``tip`` down."""
+        branch = _Branch(self._committed_recent, set(), dict(self._committed.last_seq))
+        digest: bytes | None = tip
+        while digest is not None:
+            block = ancestors(digest)
+            if block is None or block.height <= self._committed_height:
+                break
+            payload = self._payload_of(digest, block)
+            if payload is not None:
+                branch.add(payload)
+            digest = block.parent_qc.block_hash
+        return branch
+
+    def _payload_of(self, digest: bytes, block: Block) -> FairPayload | None:
+        known = self._payloads.get(digest)
+        if known is not None:
+            return known[1]
+        try:  # a block that arrived by sync: certified by a quorum, so decode only
+            payload: FairPayload = codec.decode(FairPayload, block.payload)
+        except DecodeError:
+            return None
+        self._payloads[digest] = (block.height, payload)
+        return payload
+
+    def on_commit(self, block: Block, digest: bytes) -> None:
+        payload = self._payload_of(digest, block)
+        self._committed_height = block.height
+        self._payloads = {d: hp for d, hp in self._payloads.items() if hp[0] > block.height}
+        if payload is None:
+            return
+        self._committed.add(payload)
+        for d in payload.order:
+            self.pending.pop(d, None)
+            self._committed_recent[d] = None
+        while len(self._committed_recent) > self._remembered:
+            self._committed_recent.popitem(last=False)
+        self._forget_old_reports()
+
+    def _forget_old_reports(self) -> None:
+        floor = self._committed.last_seq
+        self._signed = {
+            (node, seq): s for (node, seq), s in self._signed.items() if seq > floor.get(node, -1)
+        }
+
+    def committed_order(self, payload_bytes: bytes) -> Sequence[bytes]:
+        """The digests a committed block ordered (for drivers and checkers)."""
+        try:
+            payload: FairPayload = codec.decode(FairPayload, payload_bytes)
+        except DecodeError:
+            return ()
+        return payload.order
