@@ -80,8 +80,11 @@ class PayloadApp(Protocol):
 
     def propose_payload(
         self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
-    ) -> bytes:
-        """Bytes for the leader's next block on top of ``parent_hash``."""
+    ) -> bytes | None:
+        """Bytes for the leader's next block on top of ``parent_hash``, or None if not ready.
+
+        The core asks again whenever a report arrives while this node leads.
+        """
         ...
 
     def validate_payload(self, block: Block, digest: bytes, ancestors: BlockLookup) -> bool:
@@ -238,6 +241,8 @@ class ConsensusCore:
         if round_ <= self.safety.highest_voted_round:
             return None  # already voted or timed out here (e.g. before a restart)
         payload = self._app.propose_payload(qc.block_hash, qc.height + 1, round_, self.tree.get)
+        if payload is None:
+            return None  # the app is not ready (e.g. too few reports): retried on the next one
         block = Block(qc.height + 1, round_, self.me, qc, payload)
         digest = block_hash(block)
         signed = self._key.sign(ProposalData(round_, digest), self.committee.chain_id, self.me)
@@ -429,8 +434,11 @@ class ConsensusCore:
         return self._app.validate_payload(p.block, p.block_hash, self.tree.get)
 
     def _on_report(self, signer: int, report: bytes) -> None:
-        if report:
-            self._app.on_report(signer, report)
+        if not report:
+            return
+        self._app.on_report(signer, report)
+        if leader_of(self.round, self.committee.n) == self.me:
+            self._propose()  # a proposal the app was not ready for may be possible now
 
     def _is_first_proposal(self, p: VerifiedProposal) -> bool:
         """Keep one block per round from proposals; a certified other one is fetched by sync."""

@@ -116,6 +116,24 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="consensus",
         help="what to simulate: the consensus core (default) or the DKG with f Byzantine dealers",
     )
+    p.add_argument(
+        "--policy",
+        default="median-timestamp",
+        help="ordering policy in consensus runs: median-timestamp (default), arrival, "
+        "batch-order-fair (needs n >= 4f+1)",
+    )
+    p.add_argument(
+        "--fairness",
+        action="store_true",
+        help="compare ordering policies against a front-running and a censoring leader "
+        "instead (one Byzantine validator among --nodes, no network faults)",
+    )
+    p.add_argument(
+        "--policies",
+        default="arrival,median-timestamp",
+        metavar="P[,P...]",
+        help="policies to compare with --fairness (default: arrival,median-timestamp)",
+    )
     p.set_defaults(func=_cmd_sim)
 
 
@@ -127,6 +145,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
     if args.protocol == "dkg":
         return _cmd_sim_dkg(args)
+    if args.fairness:
+        return _cmd_sim_fairness(args)
     try:
         FaultSpec.parse(args.faults)
     except SpecError as exc:
@@ -142,6 +162,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         liveness_bound_ms=args.liveness_ms,
         target_commits=args.target,
         jobs=args.jobs,
+        policy=args.policy,
     )
     for n in config.nodes:
         faulty = config.byzantine_for(n) + config.crashed
@@ -168,6 +189,28 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     else:
         print(render(summary, config))
     return 1 if summary.failures else 0
+
+
+def _cmd_sim_fairness(args: argparse.Namespace) -> int:
+    from ops.sim.fairness import FairnessConfig, render, sweep_fairness
+    from ordering.fair.policies import make_policy
+    from sequencer_net.progress import Progress
+
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    n = args.nodes[0]
+    for policy in policies:
+        try:
+            make_policy(policy, n, (n - 1) // 3)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    config = FairnessConfig(
+        policies=policies, nodes=n, seeds=args.seeds, start_seed=args.start_seed, jobs=args.jobs
+    )
+    bar = Progress(len(config.scenarios()), "fairness")
+    rows = sweep_fairness(config, lambda _: bar.advance())
+    bar.close()
+    print(render(rows, config))
+    return 1 if any(r.violations for r in rows) else 0
 
 
 def _cmd_sim_dkg(args: argparse.Namespace) -> int:

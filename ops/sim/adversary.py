@@ -183,6 +183,7 @@ ADVERSARIES: dict[str, type[Adversary]] = {
     "stale-timeout": StaleTimeout,
     # fair-ordering attacks live in the payload app (ops/sim/fair_adversary.py)
     "front-run": Adversary,
+    "front-run-naive": Adversary,
     "censor": Adversary,
     "lie-report": Adversary,
     "withhold-report": Adversary,

@@ -23,7 +23,7 @@ from typing import Any
 from ops.sim.adversary import ADVERSARIES, Adversary
 from ops.sim.checkers import SafetyChecker
 from ops.sim.fair_adversary import FAIR_ADVERSARIES, FrontRunner
-from ops.sim.network import Network
+from ops.sim.network import Network, Position
 from ops.sim.node import Disk, SimNode
 from ops.sim.scenario import Scenario
 from ops.sim.workload import FairnessStats, Workload
@@ -153,16 +153,22 @@ class Simulation:
 
     def _on_tx(self, k: int) -> None:
         digest = hashlib.sha256(f"tx/{self.s.seed}/{k}".encode()).digest()
-        honest_up = [i for i in self.instances if i.index in self.checker.honest and i.node]
-        self.workload.on_sent(digest, self.now, len(honest_up))
+        honest = [i for i in self.instances if i.index in self.checker.honest]
+        self.workload.on_sent(digest, self.now, len(honest))  # a node that is down misses it
+        client = self.network.random_position()
         for inst in self.instances:
-            self._deliver_tx(inst, digest, from_index=None)
+            self._deliver_tx(inst, digest, client)
         self._at(self.now + self.rng.expovariate(self.s.tx_per_s / 1000), "tx", k + 1)
 
-    def _deliver_tx(self, inst: Instance, digest: bytes, from_index: int | None) -> None:
-        dropped = self.now < self.s.gst_ms and self.rng.random() < self.s.drop
-        if not dropped and inst.index != from_index:
-            self._at(self.now + self.network.delay(self.now), "tx_arrival", (inst, digest))
+    def _deliver_tx(self, inst: Instance, digest: bytes, origin: Position) -> None:
+        """A transaction from ``origin`` (a client, or a validator's position) reaches ``inst``."""
+        if self.now < self.s.gst_ms and self.rng.random() < self.s.drop:
+            return
+        if self.s.geography:
+            delay = self.network.geo_delay(origin, self.network.positions[inst.index])
+        else:
+            delay = self.network.delay(self.now)
+        self._at(self.now + delay, "tx_arrival", (inst, digest))
 
     def _on_tx_arrival(self, item: tuple[Instance, bytes]) -> None:
         inst, digest = item
@@ -177,7 +183,8 @@ class Simulation:
             if mine is not None:
                 self.workload.attack_pairs[mine] = (inst.index, digest)
                 for other in self.instances:
-                    self._deliver_tx(other, mine, from_index=inst.index)
+                    if other.index != inst.index:
+                        self._deliver_tx(other, mine, self.network.positions[inst.index])
 
     def _on_crash(self, index: int) -> None:
         for inst in self.by_index[index]:

@@ -26,11 +26,14 @@ def front_run_digest(victim: bytes) -> bytes:
 
 
 class FrontRunner(FairOrderingApp):
-    """Sees a victim's transaction, sends its own, claims it saw its own first.
+    """Sees a victim's transaction, sends its own, and reports its own as seen first
+    and the victim as seen 10 s late (the strongest lie a report can tell).
 
     As leader it picks, among all admissible sets of reports, the one whose order
     puts the most of its transactions ahead of their victims.
     """
+
+    victim_lie_ms = LIE_MS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +47,7 @@ class FrontRunner(FairOrderingApp):
         mine = front_run_digest(victim)
         self.attacks[mine] = victim
         self.pending[mine] = max(0, seen - 1)  # the lie: "I saw mine first"...
-        self.pending[victim] = seen + LIE_MS  # ...and the victim much later
+        self.pending[victim] = seen + self.victim_lie_ms  # ...and the victim later
         self.pending.move_to_end(mine)
         return mine
 
@@ -52,13 +55,9 @@ class FrontRunner(FairOrderingApp):
         if digest not in self.attacks:
             super().on_transaction(digest, local_time_ms)
 
-    def select_reports(self, branch: _Branch) -> list[Signed[OrderReport]] | None:
+    def select_reports(self, branch: _Branch, round_: int) -> list[Signed[OrderReport]] | None:
         need = self.committee.n - self.committee.f
-        fresh = [
-            self._signed[(node, r.seq)]
-            for node, r in sorted(self.received.items())
-            if r.seq > branch.last_seq.get(node, -1) and (node, r.seq) in self._signed
-        ]
+        fresh = self.fresh_reports(branch, round_)
         if len(fresh) < need:
             return None
         best, best_score = None, -1
@@ -78,20 +77,27 @@ class FrontRunner(FairOrderingApp):
         )
 
 
+class NaiveFrontRunner(FrontRunner):
+    """Like :class:`FrontRunner`, but reports the victim's true time."""
+
+    victim_lie_ms = 0
+
+
 def is_censored(digest: bytes) -> bool:
     """The censor's targets: about a quarter of all transactions."""
     return digest[0] < 64
 
 
 class Censor(FairOrderingApp):
-    """As leader, leaves its targets out of the order."""
+    """As leader, leaves its targets out of the order (honest replicas refuse the block)."""
 
     def propose_payload(
         self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
-    ) -> bytes:
-        payload: FairPayload = codec.decode(
-            FairPayload, super().propose_payload(parent_hash, height, round_, ancestors)
-        )
+    ) -> bytes | None:
+        honest = super().propose_payload(parent_hash, height, round_, ancestors)
+        if honest is None:
+            return None
+        payload: FairPayload = codec.decode(FairPayload, honest)
         kept = tuple(d for d in payload.order if not is_censored(d))
         return codec.encode(FairPayload(payload.reports, kept))
 
@@ -119,6 +125,7 @@ class WithholdReport(FairOrderingApp):
 
 FAIR_ADVERSARIES: dict[str, type[FairOrderingApp]] = {
     "front-run": FrontRunner,
+    "front-run-naive": NaiveFrontRunner,
     "censor": Censor,
     "lie-report": LieReport,
     "withhold-report": WithholdReport,

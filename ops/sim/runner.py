@@ -29,6 +29,7 @@ class SweepConfig:
     liveness_bound_ms: int = 60_000
     target_commits: int = 20
     jobs: int = 1
+    policy: str = "median-timestamp"
 
     def byzantine_for(self, n: int) -> int:
         return (n - 1) // 3 if self.byzantine is None else self.byzantine
@@ -53,6 +54,7 @@ def _with_bounds(scenario: Scenario, config: SweepConfig) -> Scenario:
         scenario,
         liveness_bound_ms=config.liveness_bound_ms,
         target_commits=config.target_commits,
+        policy=config.policy,
     )
 
 

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 NETWORK_FAULTS = ("drop", "dup", "delay", "partition", "crash")
-APP_ATTACKS = ("front-run", "censor", "lie-report", "withhold-report")
+APP_ATTACKS = ("front-run", "front-run-naive", "censor", "lie-report", "withhold-report")
 ATTACKS = (
     "equivocate",
     "double-vote",
@@ -85,6 +85,7 @@ class Scenario:
     tx_per_s: float = 20.0  # client transactions, each sent to every validator
     clock_skew_ms: float = 5.0  # each validator's clock is off by up to this much
     duration_ms: int | None = None  # run exactly this long (fairness runs) instead of to liveness
+    geography: bool = False  # latency from positions on a map instead of i.i.d. per message
 
     @property
     def f(self) -> int:

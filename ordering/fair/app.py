@@ -129,30 +129,35 @@ class FairOrderingApp:
 
     def propose_payload(
         self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
-    ) -> bytes:
+    ) -> bytes | None:
+        if height == 1:
+            return codec.encode(FairPayload((), ()))  # nobody has reported anything yet
         branch = self._branch(parent_hash, ancestors)
         own = self._own_report(round_, SEQ_PROPOSAL)
         self._signed[(self.me, own.statement.seq)] = own
-        reports = self.select_reports(branch)
+        reports = self.select_reports(branch, round_)
         if reports is None:
-            return codec.encode(FairPayload((), ()))
+            return None  # wait for more reports; the core asks again when one arrives
         statements = [r.statement for r in reports]
         order = self.policy.order(statements, self.me, branch)
         return codec.encode(FairPayload(tuple(reports), tuple(order)))
 
-    def select_reports(self, branch: _Branch) -> list[Signed[OrderReport]] | None:
-        """Our own report plus the freshest others not yet on the branch (n - f in all)."""
-        need = self.committee.n - self.committee.f
-        fresh = [
-            r
+    def fresh_reports(self, branch: _Branch, round_: int) -> list[Signed[OrderReport]]:
+        """Reports we hold that a block of ``round_`` may carry on this branch."""
+        return [
+            self._signed[(node, r.seq)]
             for node, r in sorted(self.received.items())
-            if r.seq > branch.last_seq.get(node, -1) and (node, r.seq) in self._signed
+            if _is_fresh(r.seq, node, branch, round_) and (node, r.seq) in self._signed
         ]
-        fresh.sort(key=lambda r: (r.node != self.me, -r.seq, r.node))
+
+    def select_reports(self, branch: _Branch, round_: int) -> list[Signed[OrderReport]] | None:
+        """Our own report plus the freshest others (n - f in all)."""
+        need = self.committee.n - self.committee.f
+        fresh = self.fresh_reports(branch, round_)
+        fresh.sort(key=lambda s: (s.statement.node != self.me, -s.statement.seq, s.statement.node))
         if len(fresh) < need:
             return None
-        chosen = sorted(fresh[:need], key=lambda r: r.node)
-        return [self._signed[(r.node, r.seq)] for r in chosen]
+        return sorted(fresh[:need], key=lambda s: s.statement.node)
 
     # ------------------------------------------------------------ validating
 
@@ -161,10 +166,10 @@ class FairOrderingApp:
             payload: FairPayload = codec.decode(FairPayload, block.payload)
         except DecodeError:
             return self._refuse("payload-malformed")
-        if not payload.reports:
-            return not payload.order or self._refuse("order-without-reports")
+        if not payload.reports:  # only the first block may go without reports
+            return (block.height == 1 and not payload.order) or self._refuse("missing-reports")
         branch = self._branch(block.parent_qc.block_hash, ancestors)
-        reason = self._check_reports(payload, branch)
+        reason = self._check_reports(payload, branch, block.round)
         if reason is not None:
             return self._refuse(reason)
         statements = [r.statement for r in payload.reports]
@@ -173,14 +178,14 @@ class FairOrderingApp:
         self._payloads[digest] = (block.height, payload)
         return True
 
-    def _check_reports(self, payload: FairPayload, branch: _Branch) -> str | None:
+    def _check_reports(self, payload: FairPayload, branch: _Branch, round_: int) -> str | None:
         nodes = [r.statement.node for r in payload.reports]
         if len(nodes) != self.committee.n - self.committee.f or len(set(nodes)) != len(nodes):
             return "wrong-report-count"
         for r in payload.reports:
             if r.signer != r.statement.node:
                 return "report-signer"
-            if r.statement.seq <= branch.last_seq.get(r.signer, -1):
+            if not _is_fresh(r.statement.seq, r.signer, branch, round_):
                 return "stale-report"
             try:
                 r.verify(self.committee)
@@ -246,3 +251,12 @@ class FairOrderingApp:
         except DecodeError:
             return ()
         return payload.order
+
+
+def _is_fresh(seq: int, node: int, branch: _Branch, round_: int) -> bool:
+    """Made in the previous round or later, and newer than the branch's last from ``node``.
+
+    The round floor stops a leader from proposing with old reports it kept back,
+    which would let it leave out transactions reported since.
+    """
+    return seq >= report_seq(round_ - 1, SEQ_PROPOSAL) and seq > branch.last_seq.get(node, -1)
