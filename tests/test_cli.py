@@ -103,3 +103,15 @@ def test_keygen_then_encrypt(tmp_path: pathlib.Path) -> None:
 def test_keygen_refuses_a_threshold_above_n(tmp_path: pathlib.Path) -> None:
     result = seqnet("keygen", "--nodes", "4", "--threshold", "5", "--dir", str(tmp_path))
     assert result.returncode == 2 and "more than --nodes" in result.stderr
+
+
+def test_sim_fairness_prints_the_policy_table() -> None:
+    result = seqnet("sim", "--fairness", "--nodes", "4", "--seeds", "2", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "| front-run | median-timestamp |" in result.stdout
+    assert "median-timestamp / arrival success" in result.stdout
+
+
+def test_sim_fairness_refuses_batch_order_fair_below_4f_plus_1() -> None:
+    result = seqnet("sim", "--fairness", "--nodes", "4", "--policies", "batch-order-fair")
+    assert result.returncode == 2 and "needs n >= 4f+1" in result.stderr
