@@ -134,6 +134,9 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="P[,P...]",
         help="policies to compare with --fairness (default: arrival,median-timestamp)",
     )
+    p.add_argument(
+        "--svg", type=pathlib.Path, default=None, help="with --fairness: also draw the results here"
+    )
     p.set_defaults(func=_cmd_sim)
 
 
@@ -210,6 +213,16 @@ def _cmd_sim_fairness(args: argparse.Namespace) -> int:
     rows = sweep_fairness(config, lambda _: bar.advance())
     bar.close()
     print(render(rows, config))
+    if args.svg is not None:
+        from ops.sim.plot import bar_chart
+
+        bars = [
+            (f"{r.attacker}, {r.policy}", r.policy, r.led_rate)
+            for r in rows
+            if r.attacker != "censor"
+        ]
+        title = f"Front-running success of a Byzantine leader (n={n}, {config.seeds} runs each)"
+        args.svg.write_text(bar_chart(title, bars))
     return 1 if any(r.violations for r in rows) else 0
 
 

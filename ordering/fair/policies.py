@@ -54,11 +54,15 @@ def median_times(reports: Sequence[OrderReport], digests: Sequence[bytes]) -> di
     return {d: sorted(v.get(d, INFINITY) for v in views)[middle] for d in digests}
 
 
-class MedianTimestamp:
-    name = "median-timestamp"
+class _ForCommittee:
+    """A policy sized for a committee of ``n`` validators tolerating ``f`` faults."""
 
     def __init__(self, n: int, f: int) -> None:
         self.n, self.f = n, f
+
+
+class MedianTimestamp(_ForCommittee):
+    name = "median-timestamp"
 
     def order(
         self, reports: Sequence[OrderReport], proposer: int, exclude: Container[bytes]
@@ -68,11 +72,8 @@ class MedianTimestamp:
         return sorted(chosen, key=lambda d: (medians[d], d))
 
 
-class Arrival:
+class Arrival(_ForCommittee):
     name = "arrival"
-
-    def __init__(self, n: int, f: int) -> None:
-        self.n, self.f = n, f
 
     def order(
         self, reports: Sequence[OrderReport], proposer: int, exclude: Container[bytes]
@@ -82,13 +83,13 @@ class Arrival:
         return sorted(chosen, key=lambda d: (own.get(d, INFINITY), d))
 
 
-class BatchOrderFair:
+class BatchOrderFair(_ForCommittee):
     name = "batch-order-fair"
 
     def __init__(self, n: int, f: int) -> None:
         if n < 4 * f + 1:
             raise ValueError(f"batch-order-fair needs n >= 4f+1 (n={n}, f={f})")
-        self.n, self.f = n, f
+        super().__init__(n, f)
 
     def order(
         self, reports: Sequence[OrderReport], proposer: int, exclude: Container[bytes]
