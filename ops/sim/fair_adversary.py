@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from ordering.core import BlockLookup
-from ordering.fair.app import FairOrderingApp, FairPayload, _Branch
+from ordering.fair.app import Branch, FairOrderingApp, FairPayload
 from ordering.fair.reports import OrderReport
 from sequencer_net import codec
 from sequencer_net.signing import Signed
@@ -55,7 +55,7 @@ class FrontRunner(FairOrderingApp):
         if digest not in self.attacks:
             super().on_transaction(digest, local_time_ms)
 
-    def select_reports(self, branch: _Branch, round_: int) -> list[Signed[OrderReport]] | None:
+    def select_reports(self, branch: Branch, round_: int) -> list[Signed[OrderReport]] | None:
         need = self.committee.n - self.committee.f
         fresh = self.fresh_reports(branch, round_)
         if len(fresh) < need:

@@ -49,7 +49,7 @@ class FairPayload:
 
 
 @dataclass
-class _Branch:
+class Branch:
     """What a chain of uncommitted blocks ordered (on top of ``committed``), and report seqs."""
 
     committed: Container[bytes]
@@ -84,7 +84,7 @@ class FairOrderingApp:
         self._payloads: dict[bytes, tuple[int, FairPayload]] = {}  # block hash -> (height, payload)
         self._signed: dict[tuple[int, int], Signed[OrderReport]] = {}  # (node, seq) -> report
         self._committed_recent: OrderedDict[bytes, None] = OrderedDict()
-        self._committed = _Branch(self._committed_recent)
+        self._committed = Branch(self._committed_recent)
         self._remembered = remembered
         self._committed_height = 0
         self.rejected: dict[str, int] = {}
@@ -142,7 +142,7 @@ class FairOrderingApp:
         order = self.policy.order(statements, self.me, branch)
         return codec.encode(FairPayload(tuple(reports), tuple(order)))
 
-    def fresh_reports(self, branch: _Branch, round_: int) -> list[Signed[OrderReport]]:
+    def fresh_reports(self, branch: Branch, round_: int) -> list[Signed[OrderReport]]:
         """Reports we hold that a block of ``round_`` may carry on this branch."""
         return [
             self._signed[(node, r.seq)]
@@ -150,7 +150,7 @@ class FairOrderingApp:
             if _is_fresh(r.seq, node, branch, round_) and (node, r.seq) in self._signed
         ]
 
-    def select_reports(self, branch: _Branch, round_: int) -> list[Signed[OrderReport]] | None:
+    def select_reports(self, branch: Branch, round_: int) -> list[Signed[OrderReport]] | None:
         """Our own report plus the freshest others (n - f in all)."""
         need = self.committee.n - self.committee.f
         fresh = self.fresh_reports(branch, round_)
@@ -178,7 +178,7 @@ class FairOrderingApp:
         self._payloads[digest] = (block.height, payload)
         return True
 
-    def _check_reports(self, payload: FairPayload, branch: _Branch, round_: int) -> str | None:
+    def _check_reports(self, payload: FairPayload, branch: Branch, round_: int) -> str | None:
         nodes = [r.statement.node for r in payload.reports]
         if len(nodes) != self.committee.n - self.committee.f or len(set(nodes)) != len(nodes):
             return "wrong-report-count"
@@ -199,9 +199,9 @@ class FairOrderingApp:
 
     # ------------------------------------------------------------ branches and commits
 
-    def _branch(self, tip: bytes, ancestors: BlockLookup) -> _Branch:
+    def _branch(self, tip: bytes, ancestors: BlockLookup) -> Branch:
         """Committed state plus every uncommitted block from ``tip`` down."""
-        branch = _Branch(self._committed_recent, set(), dict(self._committed.last_seq))
+        branch = Branch(self._committed_recent, set(), dict(self._committed.last_seq))
         digest: bytes | None = tip
         while digest is not None:
             block = ancestors(digest)
@@ -253,7 +253,7 @@ class FairOrderingApp:
         return payload.order
 
 
-def _is_fresh(seq: int, node: int, branch: _Branch, round_: int) -> bool:
+def _is_fresh(seq: int, node: int, branch: Branch, round_: int) -> bool:
     """Made in the previous round or later, and newer than the branch's last from ``node``.
 
     The round floor stops a leader from proposing with old reports it kept back,
