@@ -48,7 +48,6 @@ from ordering.events import (
 )
 from ordering.leader import leader_of
 from ordering.messages import (
-    MAX_SYNC_BLOCKS,
     Block,
     BlockRequest,
     BlockResponse,
@@ -65,6 +64,7 @@ from ordering.messages import (
 )
 from ordering.pacemaker import Pacemaker, PacemakerConfig
 from ordering.safety import SafetyState, after_timeout, after_vote, is_safe_to_vote, with_high_qc
+from ordering.sync import BlockFetcher, serve
 from sequencer_net.committee import Committee
 from sequencer_net.signing import SigningKey, Verified
 
@@ -149,8 +149,7 @@ class ConsensusCore:
         self._last_vote: Verified[VoteData] | None = None
         self._pending_proposal: tuple[int, VerifiedProposal] | None = None
         self._pending_commit: QuorumCert | None = None
-        self._wanted: dict[bytes, int] = {}  # missing block hash -> round last requested
-        self._sync_peer = me
+        self._fetcher = BlockFetcher(me, committee.n)
         self._out: list[Action] = []
 
     @property
@@ -237,7 +236,7 @@ class ConsensusCore:
                 return  # no certificate justifies this round yet
             tc = self.last_tc
         if not self.tree.is_connected(qc.block_hash):
-            return self._request_missing(qc.block_hash, self._next_sync_peer())
+            return self._request_missing(qc.block_hash, self._fetcher.next_peer())
         if round_ <= self.safety.highest_voted_round:
             return None  # already voted or timed out here (e.g. before a restart)
         payload = self._app.propose_payload(qc.block_hash, qc.height + 1, round_, self.tree.get)
@@ -376,48 +375,30 @@ class ConsensusCore:
     # ------------------------------------------------------------ sync
 
     def _request_missing(self, digest: bytes, peer: int) -> None:
-        missing = self.tree.first_missing(digest)
-        if missing is None or self._wanted.get(missing) == self.round:
-            return
-        self._wanted[missing] = self.round
-        if peer == self.me:
-            peer = self._next_sync_peer()
-        self._emit(Send(peer, BlockRequest(missing, MAX_SYNC_BLOCKS)))
+        request = self._fetcher.request(self.tree, digest, peer, self.round)
+        if request is not None:
+            self._emit(Send(*request))
 
     def _retry_sync(self) -> None:
-        for digest in sorted(self._wanted):
-            self._request_missing(digest, self._next_sync_peer())
-
-    def _next_sync_peer(self) -> int:
-        self._sync_peer = (self._sync_peer + 1) % self.committee.n
-        if self._sync_peer == self.me:
-            self._sync_peer = (self._sync_peer + 1) % self.committee.n
-        return self._sync_peer
+        for digest in sorted(self._fetcher.wanted):
+            self._request_missing(digest, self._fetcher.next_peer())
 
     def _on_block_request(self, sender: int, request: BlockRequest) -> None:
-        blocks = self.tree.ancestors(request.block_hash, request.max_blocks)
-        if blocks:
-            self._emit(Send(sender, BlockResponse(tuple(blocks))))
+        response = serve(self.tree, request)
+        if response is not None:
+            self._emit(Send(sender, response))
 
     def _on_blocks(self, sender: int, response: BlockResponse) -> None:
-        if response.blocks and block_hash(response.blocks[0]) in self.tree:
-            return None  # a duplicate answer: the blocks arrived by another way
-        expected: bytes | None = None
-        for block in response.blocks:
-            digest = block_hash(block)
-            authentic = digest in self._wanted if expected is None else digest == expected
-            if not authentic or block.height != block.parent_qc.height + 1:
-                return self._reject(sender, "blocks-unrequested", "not requested or chain broken")
-            self._wanted.pop(digest, None)
-            self.tree.insert(digest, block)
-            expected = block.parent_qc.block_hash
-        if expected is not None and expected not in self.tree:
-            self._request_missing(expected, sender)
+        accepted, still_missing = self._fetcher.accept(self.tree, response)
+        if not accepted:
+            return self._reject(sender, "blocks-unrequested", "not requested or chain broken")
+        if still_missing is not None:
+            self._request_missing(still_missing, sender)
         self._resume_after_sync()
         return None
 
     def _resume_after_sync(self) -> None:
-        self._wanted = {d: r for d, r in self._wanted.items() if d not in self.tree}
+        self._fetcher.forget_known(self.tree)
         if self._pending_commit is not None:
             qc, self._pending_commit = self._pending_commit, None
             self._try_commit(self.me, qc)
