@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mev import group, kem
 from mev.combine import open_batch
@@ -106,3 +110,10 @@ def test_an_unanswered_or_wrong_answer_disqualifies() -> None:
     peer.handle(PhaseEnded(Phase.COMPLAIN))
     (done,) = peer.handle(PhaseEnded(Phase.JUSTIFY))
     assert not isinstance(done, Finished)  # 1 qualified dealer < t = 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from([Dealing, PrivateShare, Complaint, Justification]))
+def test_dkg_message_decoders_reject_garbage_with_the_typed_error(data: bytes, cls: type) -> None:
+    with contextlib.suppress(codec.DecodeError):
+        codec.decode(cls, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import pytest
@@ -192,3 +193,22 @@ def test_reports_from_the_wrong_signer_or_garbage_are_counted_and_dropped() -> N
 
 def test_report_sequence_grows_with_the_round() -> None:
     assert report_seq(5, SEQ_VOTE) < report_seq(6, 0) < report_seq(6, SEQ_VOTE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([FairPayload, "report"]))
+def test_payload_and_report_decoders_reject_garbage_with_the_typed_error(
+    data: bytes, kind: object
+) -> None:
+    from sequencer_net.signing import Signed
+
+    cls = Signed[OrderReport] if kind == "report" else FairPayload
+    with contextlib.suppress(codec.DecodeError):
+        codec.decode(cls, data)
+
+
+def test_garbage_payloads_are_refused_by_replicas() -> None:
+    nodes = apps()
+    block = Block(2, 2, 2, NET.qc(NET.block(1, NET.genesis_qc)), b"\xff\x00garbage")
+    assert not nodes[0].validate_payload(block, b"\x01" * 32, no_ancestors)
+    assert nodes[0].rejected == {"payload-malformed": 1}
