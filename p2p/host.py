@@ -1,0 +1,122 @@
+"""The validator's libp2p host: Noise-only, validators-only direct streams of frames.
+
+Theory of operation
+-------------------
+Each validator's ed25519 seed is also its libp2p identity, so a connection's
+authenticated peer id tells us which validator (if any) is on the other end.
+The host offers only Noise (no plaintext, TLS or secio) and dials with one
+connection per peer (which also avoids py-libp2p's 250 ms dial delay). On
+``/seqnet/consensus/1`` every inbound stream from a peer id that is not in the
+genesis is reset and counted; a validator's stream is read as length-prefixed
+frames and each frame is handed to ``on_frame(sender_index, bytes)``. Outbound,
+one persistent stream per peer is opened lazily and reused. Frames are opaque
+here: decoding and validation belong to the node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from p2p.framing import FrameError, FrameReader, frame
+
+CONSENSUS_PROTOCOL = TProtocol("/seqnet/consensus/1")
+log = logging.getLogger("seqnet.p2p")
+
+OnFrame = Callable[[int, bytes], Awaitable[None]]
+
+
+class ValidatorHost:
+    """One validator's host; ``peers[i]`` is validator i's (peer id, multiaddr)."""
+
+    def __init__(
+        self,
+        seed: bytes,
+        me: int,
+        peers: Sequence[tuple[str, str]],
+        on_frame: OnFrame,
+        listen: str = "/ip4/127.0.0.1/tcp/0",
+    ) -> None:
+        key_pair = create_new_key_pair(seed)
+        noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+        self.host = new_host(
+            key_pair=key_pair,
+            sec_opt={NOISE_PROTOCOL_ID: noise},  # Noise only: never plaintext
+            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            listen_addrs=[multiaddr.Multiaddr(listen)],
+        )
+        self.me, self.peers, self._on_frame, self._listen = me, list(peers), on_frame, listen
+        self._index_of = {peer_id: i for i, (peer_id, _) in enumerate(self.peers)}
+        self._outbound: dict[int, Any] = {}
+        self._locks: dict[int, trio.Lock] = {}
+        self.rejected: Counter[str] = Counter()
+        self.host.set_stream_handler(CONSENSUS_PROTOCOL, self._accept)
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """Listen while the block runs; cancel it to stop."""
+        return self.host.run([multiaddr.Multiaddr(self._listen)])
+
+    @property
+    def address(self) -> str:
+        return str(self.host.get_addrs()[0])
+
+    # ------------------------------------------------------------ inbound
+
+    async def _accept(self, stream: Any) -> None:
+        peer = str(stream.muxed_conn.peer_id)
+        sender = self._index_of.get(peer)
+        if sender is None or sender == self.me:
+            self.rejected["not-a-validator"] += 1
+            log.warning("refused consensus stream from %s: not in genesis", peer)
+            await stream.reset()
+            return
+        reader = FrameReader(stream)
+        try:
+            while (data := await reader.next()) is not None:
+                await self._on_frame(sender, data)
+        except FrameError as exc:
+            self.rejected["framing"] += 1
+            log.warning("validator %d broke framing: %s", sender, exc)
+            await stream.reset()
+        except Exception as exc:  # a stream torn down under us (reset, connection lost)
+            self.rejected["stream-error"] += 1
+            log.info("stream from validator %d ended: %s", sender, exc)
+
+    # ------------------------------------------------------------ outbound
+
+    async def send(self, to: int, payload: bytes) -> bool:
+        """Send one frame to validator ``to``; False (and the stream dropped) on failure."""
+        lock = self._locks.setdefault(to, trio.Lock())
+        async with lock:
+            try:
+                stream = self._outbound.get(to) or await self._open(to)
+                await stream.write(frame(payload))
+                return True
+            except Exception as exc:  # peer down or reset: reopen on the next send
+                self._outbound.pop(to, None)
+                log.info("send to validator %d failed: %s", to, exc)
+                return False
+
+    async def _open(self, to: int) -> Any:
+        peer_id, address = self.peers[to]
+        info = PeerInfo(ID.from_base58(peer_id), [multiaddr.Multiaddr(address)])
+        with trio.fail_after(5):
+            await self.host.connect(info)
+            stream = await self.host.new_stream(info.peer_id, [CONSENSUS_PROTOCOL])
+        self._outbound[to] = stream
+        return stream
