@@ -60,8 +60,8 @@ class ValidatorHost:
             connection_config=ConnectionConfig(max_connections_per_peer=1),
             listen_addrs=[multiaddr.Multiaddr(listen)],
         )
-        self.me, self.peers, self._on_frame, self._listen = me, list(peers), on_frame, listen
-        self._index_of = {peer_id: i for i, (peer_id, _) in enumerate(self.peers)}
+        self.me, self._on_frame, self._listen = me, on_frame, listen
+        self.set_peers(peers)
         self._outbound: dict[int, Any] = {}
         self._locks: dict[int, trio.Lock] = {}
         self.rejected: Counter[str] = Counter()
@@ -70,6 +70,11 @@ class ValidatorHost:
     def running(self) -> AbstractAsyncContextManager[None]:
         """Listen while the block runs; cancel it to stop."""
         return self.host.run([multiaddr.Multiaddr(self._listen)])
+
+    def set_peers(self, peers: Sequence[tuple[str, str]]) -> None:
+        """Validator i's (peer id, multiaddr): from genesis, or once test hosts listen."""
+        self.peers = list(peers)
+        self._index_of = {peer_id: i for i, (peer_id, _) in enumerate(self.peers)}
 
     @property
     def address(self) -> str:

@@ -55,7 +55,8 @@ class Store:
     def __init__(self, path: pathlib.Path, chain_id: str) -> None:
         self.path, self.chain_id = path, chain_id
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
+            # one owner at a time, but the node calls it from worker threads (trio.to_thread)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)

@@ -36,8 +36,7 @@ async def cluster(
         for i, h in enumerate(hosts):
             peers.append((peer_id(SigningKey(SEEDS[i]).public_key), h.address.split("/p2p/")[0]))
         for h in hosts:
-            h.peers[:] = peers
-            h._index_of = {pid: j for j, (pid, _) in enumerate(peers)}
+            h.set_peers(peers)
         yield hosts, inbox
 
 
@@ -64,7 +63,6 @@ async def test_a_peer_outside_genesis_is_refused_and_counted() -> None:
             SEEDS[2], 2, [*hosts[0].peers, ("x", "/ip4/127.0.0.1/tcp/1")], _ignore
         )
         async with outsider.running():
-            outsider._index_of = {}
             with pytest.raises(Exception):  # noqa: B017 - any failure: the stream is reset
                 stream = await outsider._open(0)
                 await stream.write(frame(b"let me vote"))
