@@ -312,6 +312,7 @@ def _add_keygen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
     from sequencer_net import genesis as gen
+    from sequencer_net.config import NodeConfig
 
     namespaces = tuple(ns.strip() for ns in args.namespaces.split(",") if ns.strip())
     if args.threshold is not None and args.threshold > args.nodes:
@@ -326,6 +327,13 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
             threshold=args.threshold,
         )
         gen.write(args.dir, genesis, keys, force=args.force)
+        for k in keys:
+            config = NodeConfig(
+                args.dir / "genesis.json",
+                args.dir / f"node-{k.index}.key.json",
+                args.dir / f"node-{k.index}.db",
+            )
+            (args.dir / f"node-{k.index}.toml").write_text(config.to_toml(args.dir))
     except (gen.GenesisError, OSError) as exc:
         raise CliError(str(exc)) from None
     t = genesis.threshold_key.threshold
@@ -334,6 +342,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
         f"f={genesis.f}, threshold t={t}, namespaces {', '.join(namespaces)}"
     )
     print(f"wrote {len(keys)} key files {args.dir}/node-<i>.key.json (mode 0600)")
+    print(f"wrote {len(keys)} configs {args.dir}/node-<i>.toml: run one with seqnet node --config")
     return 0
 
 
@@ -383,6 +392,33 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "node",
+        help="run one validator",
+        description="Run one validator from a TOML config (genesis, key file, database); "
+        "stops cleanly on SIGINT or SIGTERM. `seqnet keygen` writes one config per validator.",
+    )
+    p.add_argument("--config", type=pathlib.Path, required=True, help="path to node-<i>.toml")
+    p.set_defaults(func=_cmd_node)
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    import trio
+
+    from sequencer_net.config import ConfigError, NodeConfig
+    from sequencer_net.genesis import GenesisError
+    from sequencer_net.run import run_node
+    from sequencer_net.storage import StorageError
+
+    try:
+        config = NodeConfig.load(args.config)
+        trio.run(run_node, config)
+    except (ConfigError, GenesisError, StorageError, ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqnet",
@@ -396,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_keygen(sub)
+    _add_node(sub)
     _add_encrypt(sub)
     _add_sim(sub)
     return parser

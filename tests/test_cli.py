@@ -26,7 +26,7 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"seqnet {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["sim"], ["keygen"], ["encrypt"]])
+@pytest.mark.parametrize("command", [[], ["sim"], ["keygen"], ["encrypt"], ["node"]])
 def test_help_on_every_command(command: list[str]) -> None:
     result = seqnet(*command, "--help")
     assert result.returncode == 0 and "usage: seqnet" in result.stdout
@@ -115,3 +115,15 @@ def test_sim_fairness_prints_the_policy_table() -> None:
 def test_sim_fairness_refuses_batch_order_fair_below_4f_plus_1() -> None:
     result = seqnet("sim", "--fairness", "--nodes", "4", "--policies", "batch-order-fair")
     assert result.returncode == 2 and "needs n >= 4f+1" in result.stderr
+
+
+def test_node_with_a_missing_or_bad_config_is_one_clear_line(tmp_path: pathlib.Path) -> None:
+    missing = seqnet("node", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('genesis = "g.json"\nkeys = "k.json"\ndatabase = "d.db"\ncolour = "red"\n')
+    result = seqnet("node", "--config", str(bad))
+    assert result.returncode == 2 and "unknown setting(s) colour" in result.stderr
+    bad.write_text('genesis = "g.json"\nkeys = "k.json"\ndatabase = "d.db"\n')
+    result = seqnet("node", "--config", str(bad))
+    assert result.returncode == 2 and "g.json" in result.stderr

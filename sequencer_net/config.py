@@ -1,0 +1,91 @@
+"""Node configuration: a small TOML file, every path relative to the file itself.
+
+```toml
+genesis = "genesis.json"
+keys = "node-0.key.json"
+database = "node-0.db"
+# listen = "/ip4/127.0.0.1/tcp/7100"   # default: this validator's address in genesis
+# base_timeout_ms = 1000
+# policy = "median-timestamp"
+```
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+class ConfigError(ValueError):
+    """A config file that is missing, malformed, or names something unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    genesis: pathlib.Path
+    keys: pathlib.Path
+    database: pathlib.Path
+    listen: str | None = None
+    base_timeout_ms: int = 1000
+    policy: str = "median-timestamp"
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> NodeConfig:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror}") from None
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+        try:
+            data: dict[str, Any] = tomllib.loads(raw.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not TOML ({exc})") from None
+        known = {"genesis", "keys", "database", "listen", "base_timeout_ms", "policy"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+        base = path.parent
+        try:
+            return cls(
+                genesis=base / _text(data, "genesis"),
+                keys=base / _text(data, "keys"),
+                database=base / _text(data, "database"),
+                listen=data.get("listen") and _text(data, "listen"),
+                base_timeout_ms=_positive(data.get("base_timeout_ms", 1000), "base_timeout_ms"),
+                policy=_text(data, "policy") if "policy" in data else "median-timestamp",
+            )
+        except KeyError as exc:
+            raise ConfigError(f"{path}: missing setting {exc}") from None
+
+    def to_toml(self, relative_to: pathlib.Path) -> str:
+        def rel(p: pathlib.Path) -> str:
+            return str(p.relative_to(relative_to)) if p.is_relative_to(relative_to) else str(p)
+
+        lines = [
+            f'genesis = "{rel(self.genesis)}"',
+            f'keys = "{rel(self.keys)}"',
+            f'database = "{rel(self.database)}"',
+            f"base_timeout_ms = {self.base_timeout_ms}",
+            f'policy = "{self.policy}"',
+        ]
+        if self.listen:
+            lines.append(f'listen = "{self.listen}"')
+        return "\n".join(lines) + "\n"
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: expected a non-empty string")
+    return value
+
+
+def _positive(value: Any, key: str) -> int:
+    if type(value) is not int or value < 1:
+        raise ConfigError(f"{key}: expected a positive integer")
+    return value
