@@ -118,6 +118,21 @@ class Restored:
     safety: SafetyState
     tip: CommittedTip
 
+    @classmethod
+    def from_disk(
+        cls, chain_id: str, safety: SafetyState | None, tip: CommittedTip
+    ) -> Restored | None:
+        """None for a node that never persisted anything; else its state (a node may
+        have committed blocks before it ever signed, so a missing safety state means
+        "voted nowhere, knows only the genesis QC")."""
+        if safety is None and tip.height == 0:
+            return None
+        return cls(safety or SafetyState(0, genesis_qc(chain_id)), tip)
+
+
+# Committed blocks replayed into a restarted payload app, so it knows what is final.
+APP_REPLAY_COMMITS = 256
+
 
 class ConsensusCore:
     """One validator's consensus state machine."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from ordering.core import ConsensusCore, CoreConfig, PayloadApp
+from ordering.core import APP_REPLAY_COMMITS, ConsensusCore, CoreConfig, PayloadApp
 from ordering.events import (
     Action,
     Broadcast,
@@ -61,7 +61,8 @@ class Node:
     ) -> None:
         self.committee, self.me, self.store, self._send = committee, me, store, send
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
-        for commit in store.commits(max(1, store.committed_tip().height - 255), 256):
+        first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
+        for commit in store.commits(first, APP_REPLAY_COMMITS):
             app.on_commit(commit.block, commit.block_hash)  # what the app knew was final
         self.core = ConsensusCore(committee, me, key, app, config, store.restored())
         self.validator = MessageValidator(committee)

@@ -26,7 +26,7 @@ from typing import TypeVar
 from ordering.blocktree import CommittedTip
 from ordering.core import Restored
 from ordering.events import Commit
-from ordering.messages import Block, QuorumCert, block_hash, genesis_hash, genesis_qc
+from ordering.messages import Block, QuorumCert, block_hash, genesis_hash
 from ordering.safety import SafetyState
 from sequencer_net import codec
 from sequencer_net.codec import DecodeError
@@ -147,11 +147,7 @@ class Store:
 
     def restored(self) -> Restored | None:
         """What the consensus core restarts from, or None for a fresh node."""
-        safety = self.load_safety()
-        tip = self.committed_tip()
-        if safety is None and tip.height == 0:
-            return None
-        return Restored(safety or SafetyState(0, genesis_qc(self.chain_id)), tip)
+        return Restored.from_disk(self.chain_id, self.load_safety(), self.committed_tip())
 
     def _decode(self, cls: type[T], data: bytes, what: str) -> T:
         try:

@@ -12,9 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ordering.blocktree import CommittedTip
-from ordering.core import BlockLookup, ConsensusCore, CoreConfig, PayloadApp, Restored
+from ordering.core import (
+    APP_REPLAY_COMMITS,
+    BlockLookup,
+    ConsensusCore,
+    CoreConfig,
+    PayloadApp,
+    Restored,
+)
 from ordering.events import Action, Commit, Event, Persist, Rejected
-from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash, genesis_qc
+from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash
 from ordering.pacemaker import PacemakerConfig
 from ordering.safety import SafetyState
 from ordering.validation import Invalid, MessageValidator
@@ -57,9 +64,6 @@ class Disk:
     log: list[Commit] = field(default_factory=list)
 
 
-RESTORED_COMMITS = 256
-
-
 class SimNode:
     """One running validator instance (a twin is a second instance, same index)."""
 
@@ -76,7 +80,7 @@ class SimNode:
         self.index, self.label, self.disk = index, label, disk
         self.key = SigningKey(seed)
         self.app: PayloadApp = LabelPayload(label) if make_app is None else make_app(self.key)
-        for commit in disk.log[-RESTORED_COMMITS:]:  # what the app knew was final
+        for commit in disk.log[-APP_REPLAY_COMMITS:]:  # what the app knew was final
             self.app.on_commit(commit.block, commit.block_hash)
         self.validator = MessageValidator(committee)
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
@@ -86,14 +90,11 @@ class SimNode:
 
     @staticmethod
     def _restore(committee: Committee, disk: Disk) -> Restored | None:
-        if disk.safety is None and not disk.log:
-            return None
-        safety = disk.safety or SafetyState(0, genesis_qc(committee.chain_id))
         tip = CommittedTip(genesis_hash(committee.chain_id), 0, 0)
         if disk.log:
             last = disk.log[-1]
             tip = CommittedTip(last.block_hash, last.block.height, last.block.round)
-        return Restored(safety, tip)
+        return Restored.from_disk(committee.chain_id, disk.safety, tip)
 
     def receive(self, sender: int, data: bytes) -> list[Action]:
         """Decode, validate and handle one message; count and drop what is bad."""

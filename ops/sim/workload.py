@@ -17,7 +17,6 @@ run, the committed order is compared with it:
 from __future__ import annotations
 
 import bisect
-import hashlib
 import random
 from dataclasses import dataclass, field
 
@@ -54,19 +53,6 @@ class Workload:
     attack_pairs: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # tx -> (by, victim)
     _vote_times: list[float] = field(default_factory=list)
     _vote_heights: list[int] = field(default_factory=list)
-
-    def schedule(self, end_ms: float) -> list[tuple[float, bytes]]:
-        """Send times and digests of the honest clients' transactions."""
-        out, t, k = [], 0.0, 0
-        rate = self.scenario.tx_per_s / 1000.0
-        while rate > 0:
-            t += self.rng.expovariate(rate)
-            if t >= end_ms:
-                break
-            digest = hashlib.sha256(f"tx/{self.scenario.seed}/{k}".encode()).digest()
-            out.append((t, digest))
-            k += 1
-        return out
 
     def on_sent(self, digest: bytes, now: float, receivers: int) -> None:
         self.sent[digest] = now

@@ -17,7 +17,7 @@ anything unfairly.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Container, Sequence
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -243,14 +243,6 @@ class FairOrderingApp:
         self._signed = {
             (node, seq): s for (node, seq), s in self._signed.items() if seq > floor.get(node, -1)
         }
-
-    def committed_order(self, payload_bytes: bytes) -> Sequence[bytes]:
-        """The digests a committed block ordered (for drivers and checkers)."""
-        try:
-            payload: FairPayload = codec.decode(FairPayload, payload_bytes)
-        except DecodeError:
-            return ()
-        return payload.order
 
 
 def _is_fresh(seq: int, node: int, branch: Branch, round_: int) -> bool:
