@@ -55,7 +55,7 @@ class NodeConfig:
                 genesis=base / _text(data, "genesis"),
                 keys=base / _text(data, "keys"),
                 database=base / _text(data, "database"),
-                listen=data.get("listen") and _text(data, "listen"),
+                listen=_text(data, "listen") if "listen" in data else None,
                 base_timeout_ms=_positive(data.get("base_timeout_ms", 1000), "base_timeout_ms"),
                 policy=_text(data, "policy") if "policy" in data else "median-timestamp",
             )
