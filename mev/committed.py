@@ -64,8 +64,13 @@ class CommittedBatch:
         commit: Commit,
         validator: MessageValidator,
         is_valid: Callable[[Ciphertext], bool] | None = None,
+        read_payload: Callable[[bytes], list[Ciphertext]] | None = None,
     ) -> CommittedBatch:
-        """Check the commit's certificate and payload; ``is_valid`` may reuse mempool checks."""
+        """Check the commit's certificate and payload; ``is_valid`` may reuse mempool checks.
+
+        ``read_payload`` extracts the ordered ciphertexts from the block payload
+        (default: the payload is an :class:`EncryptedBatch`); it raises DecodeError.
+        """
         if not isinstance(commit, Commit):
             raise NotCommitted(f"expected a consensus Commit, got {type(commit).__name__}")
         digest = block_hash(commit.block)
@@ -73,12 +78,11 @@ class CommittedBatch:
             raise NotCommitted("certificate does not name this block")
         try:
             validator.check_qc(commit.certificate)
-            payload: EncryptedBatch = codec.decode(EncryptedBatch, commit.block.payload)
+            cts = (read_payload or _encrypted_batch)(commit.block.payload)
         except (Invalid, DecodeError) as exc:
             raise NotCommitted(str(exc)) from None
         chain_id = validator.committee.chain_id
-        check = is_valid or (lambda ct: _check(chain_id, ct))
-        cts = list(payload.ciphertexts)
+        check = is_valid or (lambda ct: is_well_formed(chain_id, ct))
         return cls(commit.block.height, digest, cts, [check(ct) for ct in cts], _TOKEN)
 
     @property
@@ -86,7 +90,12 @@ class CommittedBatch:
         return [ct for ct, ok in zip(self.ciphertexts, self.valid, strict=True) if ok]
 
 
-def _check(chain_id: str, ct: Ciphertext) -> bool:
+def _encrypted_batch(payload: bytes) -> list[Ciphertext]:
+    batch: EncryptedBatch = codec.decode(EncryptedBatch, payload)
+    return list(batch.ciphertexts)
+
+
+def is_well_formed(chain_id: str, ct: Ciphertext) -> bool:
     try:
         kem.check(chain_id, ct)
     except InvalidCiphertext:

@@ -82,7 +82,12 @@ def label(chain_id: str, namespace: str) -> bytes:
 
 def digest(ct: Ciphertext) -> bytes:
     """The ciphertext's identity in the mempool and in blocks."""
-    return hashlib.sha256(b"seqnet/ciphertext/v1\x00" + codec.encode(ct)).digest()
+    return digest_of_encoding(codec.encode(ct))
+
+
+def digest_of_encoding(data: bytes) -> bytes:
+    """``digest`` from the canonical encoding itself (no decode needed to deduplicate)."""
+    return hashlib.sha256(b"seqnet/ciphertext/v1\x00" + data).digest()
 
 
 def derive_keys(shared: bytes, u: bytes) -> tuple[bytes, bytes]:

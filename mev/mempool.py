@@ -48,6 +48,15 @@ class Entry:
     size: int
 
 
+def check_ciphertext(chain_id: str, ct: Ciphertext) -> Admission | None:
+    """None when the ciphertext's proof holds, else the refusal (thread-safe, pure)."""
+    try:
+        kem.check(chain_id, ct)
+    except InvalidCiphertext as exc:
+        return Admission(False, exc.reason, kem.digest(ct))
+    return None
+
+
 class EncryptedMempool:
     def __init__(
         self, chain_id: str, namespaces: Iterable[str], limits: MempoolLimits | None = None
@@ -68,26 +77,47 @@ class EncryptedMempool:
 
     def add(self, data: bytes) -> Admission:
         """Admit one encoded ciphertext, or say why not."""
+        screened = self.screen(data)
+        if isinstance(screened, Admission):
+            return screened
+        return self.add_ciphertext(screened, len(data))
+
+    def add_ciphertext(self, ct: Ciphertext, size: int) -> Admission:
+        refused = self._refusal(ct, kem.digest(ct))
+        if refused is not None:
+            return refused
+        checked = check_ciphertext(self.chain_id, ct)
+        return checked if checked is not None else self.insert_checked(ct, size)
+
+    def screen(self, data: bytes) -> Ciphertext | Admission:
+        """The cheap checks (size, decoding, namespace, duplicate): a ciphertext or a refusal.
+
+        The expensive proof check is separate so a driver can run it off its
+        event loop (``check_ciphertext``) and then call ``insert_checked``.
+        """
         if len(data) > self.limits.max_tx_bytes:
             return Admission(False, "oversized")
         try:
             ct: Ciphertext = codec.decode(Ciphertext, data, max_bytes=self.limits.max_tx_bytes)
         except DecodeError:
             return Admission(False, "malformed")
-        return self.add_ciphertext(ct, len(data))
+        return self._refusal(ct, kem.digest_of_encoding(data)) or ct
 
-    def add_ciphertext(self, ct: Ciphertext, size: int) -> Admission:
-        if ct.namespace not in self.namespaces:
-            return Admission(False, "unknown-namespace")
+    def insert_checked(self, ct: Ciphertext, size: int) -> Admission:
+        """Admit a ciphertext whose proof ``check_ciphertext`` accepted."""
         digest = kem.digest(ct)
-        if digest in self._entries or digest in self._committed:
-            return Admission(False, "duplicate", digest)
-        try:
-            kem.check(self.chain_id, ct)
-        except InvalidCiphertext as exc:
-            return Admission(False, exc.reason, digest)
+        refused = self._refusal(ct, digest)
+        if refused is not None:
+            return refused
         self._insert(Entry(digest, ct, size))
         return Admission(True, "accepted", digest)
+
+    def _refusal(self, ct: Ciphertext, digest: bytes) -> Admission | None:
+        if ct.namespace not in self.namespaces:
+            return Admission(False, "unknown-namespace")
+        if digest in self._entries or digest in self._committed:
+            return Admission(False, "duplicate", digest)
+        return None
 
     def _insert(self, entry: Entry) -> None:
         ns = entry.ciphertext.namespace
@@ -140,6 +170,13 @@ class EncryptedMempool:
 
     def __contains__(self, digest: bytes) -> bool:
         return digest in self._entries
+
+    def get(self, digest: bytes) -> Entry | None:
+        return self._entries.get(digest)
+
+    def is_known(self, digest: bytes) -> bool:
+        """Waiting here, or committed recently (a replay)."""
+        return digest in self._entries or digest in self._committed
 
     def __len__(self) -> int:
         return len(self._entries)

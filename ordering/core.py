@@ -45,6 +45,7 @@ from ordering.events import (
     VerifiedProposal,
     VerifiedTimeout,
     VoteReceived,
+    Wakeup,
 )
 from ordering.leader import leader_of
 from ordering.messages import (
@@ -197,6 +198,9 @@ class ConsensusCore:
                 self._on_blocks(sender, response)
             case TimerFired(round_):
                 self._on_timer(round_)
+            case Wakeup():
+                if leader_of(self.round, self.committee.n) == self.me:
+                    self._propose()
         return self._drain()
 
     # ------------------------------------------------------------ proposals

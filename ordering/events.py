@@ -84,6 +84,11 @@ class TimerFired:
     round: int
 
 
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    """The driver's nudge (new work, heartbeat): a leader asks its app again for a payload."""
+
+
 Event = (
     ProposalReceived
     | VoteReceived
@@ -91,6 +96,7 @@ Event = (
     | BlocksRequested
     | BlocksReceived
     | TimerFired
+    | Wakeup
 )
 
 # ---------------------------------------------------------------- actions

@@ -8,9 +8,12 @@ The host offers only Noise (no plaintext, TLS or secio) and dials with one
 connection per peer (which also avoids py-libp2p's 250 ms dial delay). On
 ``/seqnet/consensus/1`` every inbound stream from a peer id that is not in the
 genesis is reset and counted; a validator's stream is read as length-prefixed
-frames and each frame is handed to ``on_frame(sender_index, bytes)``. Outbound,
-one persistent stream per peer is opened lazily and reused. Frames are opaque
-here: decoding and validation belong to the node.
+frames and each frame is handed to ``on_frame(protocol, sender_index, bytes)``.
+The same holds for the other validator-to-validator protocols (transactions,
+decryption shares). Outbound, one persistent stream per peer and protocol is
+opened lazily and reused. ``/seqnet/sync/1`` is request/response (one frame
+each way on a fresh stream) and open to any peer, a few at a time. Frames are
+opaque here: decoding and validation belong to the node.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from p2p.framing import FrameError, FrameReader, frame
 
 CONSENSUS_PROTOCOL = TProtocol("/seqnet/consensus/1")
+TX_PROTOCOL = TProtocol("/seqnet/tx/1")
+SHARES_PROTOCOL = TProtocol("/seqnet/shares/1")
+SYNC_PROTOCOL = TProtocol("/seqnet/sync/1")
+VALIDATOR_PROTOCOLS = (CONSENSUS_PROTOCOL, TX_PROTOCOL, SHARES_PROTOCOL)
+MAX_SYNC_SERVING = 4  # concurrent sync requests served; more wait
+SYNC_TIMEOUT_S = 10.0
 log = logging.getLogger("seqnet.p2p")
 
-OnFrame = Callable[[int, bytes], Awaitable[None]]
+OnFrame = Callable[[str, int, bytes], Awaitable[None]]
+ServeRequest = Callable[[bytes], Awaitable[bytes | None]]
 
 
 class ValidatorHost:
@@ -51,6 +61,7 @@ class ValidatorHost:
         peers: Sequence[tuple[str, str]],
         on_frame: OnFrame,
         listen: str = "/ip4/127.0.0.1/tcp/0",
+        serve_sync: ServeRequest | None = None,
     ) -> None:
         key_pair = create_new_key_pair(seed)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
@@ -62,10 +73,14 @@ class ValidatorHost:
         )
         self.me, self._on_frame, self._listen = me, on_frame, listen
         self.set_peers(peers)
-        self._outbound: dict[int, Any] = {}
-        self._locks: dict[int, trio.Lock] = {}
+        self._outbound: dict[tuple[int, str], Any] = {}
+        self._locks: dict[tuple[int, str], trio.Lock] = {}
         self.rejected: Counter[str] = Counter()
-        self.host.set_stream_handler(CONSENSUS_PROTOCOL, self._accept)
+        for protocol in VALIDATOR_PROTOCOLS:
+            self.host.set_stream_handler(protocol, self._acceptor(protocol))
+        self._serve_sync = serve_sync
+        self._sync_slots = trio.Semaphore(MAX_SYNC_SERVING)
+        self.host.set_stream_handler(SYNC_PROTOCOL, self._answer_sync)
 
     def running(self) -> AbstractAsyncContextManager[None]:
         """Listen while the block runs; cancel it to stop."""
@@ -82,18 +97,27 @@ class ValidatorHost:
 
     # ------------------------------------------------------------ inbound
 
-    async def _accept(self, stream: Any) -> None:
+    def connected_peers(self) -> int:
+        return len(self.host.get_connected_peers())
+
+    def _acceptor(self, protocol: str) -> Callable[[Any], Awaitable[None]]:
+        async def accept(stream: Any) -> None:
+            await self._accept(protocol, stream)
+
+        return accept
+
+    async def _accept(self, protocol: str, stream: Any) -> None:
         peer = str(stream.muxed_conn.peer_id)
         sender = self._index_of.get(peer)
         if sender is None or sender == self.me:
             self.rejected["not-a-validator"] += 1
-            log.warning("refused consensus stream from %s: not in genesis", peer)
+            log.warning("refused %s stream from %s: not in genesis", protocol, peer)
             await stream.reset()
             return
         reader = FrameReader(stream)
         try:
             while (data := await reader.next()) is not None:
-                await self._on_frame(sender, data)
+                await self._on_frame(protocol, sender, data)
         except FrameError as exc:
             self.rejected["framing"] += 1
             log.warning("validator %d broke framing: %s", sender, exc)
@@ -104,24 +128,68 @@ class ValidatorHost:
 
     # ------------------------------------------------------------ outbound
 
-    async def send(self, to: int, payload: bytes) -> bool:
+    async def _answer_sync(self, stream: Any) -> None:
+        """One request frame in, one response frame out (any peer, a few at a time)."""
+        if self._serve_sync is None:
+            await stream.reset()
+            return
+        async with self._sync_slots:
+            try:
+                with trio.fail_after(SYNC_TIMEOUT_S):
+                    request = await FrameReader(stream).next()
+                    answer = None if request is None else await self._serve_sync(request)
+                    if answer is not None:
+                        await stream.write(frame(answer))
+                await stream.close()
+            except Exception as exc:  # framing, timeout, reset: the requester retries elsewhere
+                self.rejected["sync-request"] += 1
+                log.info("sync request failed: %s", exc)
+                await _quietly_reset(stream)
+
+    # ------------------------------------------------------------ outbound
+
+    async def send(self, to: int, payload: bytes, protocol: str = CONSENSUS_PROTOCOL) -> bool:
         """Send one frame to validator ``to``; False (and the stream dropped) on failure."""
-        lock = self._locks.setdefault(to, trio.Lock())
+        key = (to, protocol)
+        lock = self._locks.setdefault(key, trio.Lock())
         async with lock:
             try:
-                stream = self._outbound.get(to) or await self._open(to)
+                stream = self._outbound.get(key) or await self._open(to, protocol)
                 await stream.write(frame(payload))
                 return True
             except Exception as exc:  # peer down or reset: reopen on the next send
-                self._outbound.pop(to, None)
+                self._outbound.pop(key, None)
                 log.info("send to validator %d failed: %s", to, exc)
                 return False
 
-    async def _open(self, to: int) -> Any:
+    async def request(self, to: int, payload: bytes) -> bytes | None:
+        """A sync request to validator ``to``: its one-frame answer, or None on any failure."""
+        try:
+            with trio.fail_after(SYNC_TIMEOUT_S):
+                stream = await self._new_stream(to, SYNC_PROTOCOL)
+                await stream.write(frame(payload))
+                answer = await FrameReader(stream).next()
+                await stream.close()
+                return answer
+        except Exception as exc:
+            log.info("sync request to validator %d failed: %s", to, exc)
+            return None
+
+    async def _open(self, to: int, protocol: str) -> Any:
+        with trio.fail_after(5):
+            stream = await self._new_stream(to, protocol)
+        self._outbound[(to, protocol)] = stream
+        return stream
+
+    async def _new_stream(self, to: int, protocol: str) -> Any:
         peer_id, address = self.peers[to]
         info = PeerInfo(ID.from_base58(peer_id), [multiaddr.Multiaddr(address)])
-        with trio.fail_after(5):
-            await self.host.connect(info)
-            stream = await self.host.new_stream(info.peer_id, [CONSENSUS_PROTOCOL])
-        self._outbound[to] = stream
-        return stream
+        await self.host.connect(info)
+        return await self.host.new_stream(info.peer_id, [TProtocol(protocol)])
+
+
+async def _quietly_reset(stream: Any) -> None:
+    try:
+        await stream.reset()
+    except Exception as exc:
+        log.debug("reset failed: %s", exc)

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 
 from sequencer_net import __version__, logs
 
+API_PORT_OFFSET = 1000
+METRICS_PORT_OFFSET = 2000
+
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
@@ -304,7 +307,8 @@ def _add_keygen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--base-port",
         type=_positive,
         default=7100,
-        help="validator i listens on base-port + i (default: 7100)",
+        help="validator i listens on base-port + i, its HTTP API on base-port + 1000 + i, "
+        "its /metrics on base-port + 2000 + i (default: 7100)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing genesis")
     p.set_defaults(func=_cmd_keygen)
@@ -332,6 +336,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
                 args.dir / "genesis.json",
                 args.dir / f"node-{k.index}.key.json",
                 args.dir / f"node-{k.index}.db",
+                api=f"{args.host}:{args.base_port + API_PORT_OFFSET + k.index}",
+                metrics=f"{args.host}:{args.base_port + METRICS_PORT_OFFSET + k.index}",
             )
             (args.dir / f"node-{k.index}.toml").write_text(config.to_toml(args.dir))
     except (gen.GenesisError, OSError) as exc:

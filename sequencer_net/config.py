@@ -5,7 +5,10 @@ genesis = "genesis.json"
 keys = "node-0.key.json"
 database = "node-0.db"
 # listen = "/ip4/127.0.0.1/tcp/7100"   # default: this validator's address in genesis
+# api = "127.0.0.1:8100"                # HTTP API (default: none)
+# metrics = "127.0.0.1:9100"            # Prometheus /metrics (default: none)
 # base_timeout_ms = 1000
+# heartbeat_ms = 250                    # an idle leader proposes this often
 # policy = "median-timestamp"
 ```
 """
@@ -32,6 +35,9 @@ class NodeConfig:
     listen: str | None = None
     base_timeout_ms: int = 1000
     policy: str = "median-timestamp"
+    api: str | None = None
+    metrics: str | None = None
+    heartbeat_ms: int = 250
 
     @classmethod
     def load(cls, path: pathlib.Path) -> NodeConfig:
@@ -45,7 +51,17 @@ class NodeConfig:
             data: dict[str, Any] = tomllib.loads(raw.decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not TOML ({exc})") from None
-        known = {"genesis", "keys", "database", "listen", "base_timeout_ms", "policy"}
+        known = {
+            "genesis",
+            "keys",
+            "database",
+            "listen",
+            "base_timeout_ms",
+            "policy",
+            "api",
+            "metrics",
+            "heartbeat_ms",
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
@@ -58,6 +74,9 @@ class NodeConfig:
                 listen=_text(data, "listen") if "listen" in data else None,
                 base_timeout_ms=_positive(data.get("base_timeout_ms", 1000), "base_timeout_ms"),
                 policy=_text(data, "policy") if "policy" in data else "median-timestamp",
+                api=_address(data, "api"),
+                metrics=_address(data, "metrics"),
+                heartbeat_ms=_positive(data.get("heartbeat_ms", 250), "heartbeat_ms"),
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing setting {exc}") from None
@@ -73,8 +92,10 @@ class NodeConfig:
             f"base_timeout_ms = {self.base_timeout_ms}",
             f'policy = "{self.policy}"',
         ]
-        if self.listen:
-            lines.append(f'listen = "{self.listen}"')
+        for key in ("listen", "api", "metrics"):
+            value = getattr(self, key)
+            if value:
+                lines.append(f'{key} = "{value}"')
         return "\n".join(lines) + "\n"
 
 
@@ -82,6 +103,17 @@ def _text(data: dict[str, Any], key: str) -> str:
     value = data[key]
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key}: expected a non-empty string")
+    return value
+
+
+def _address(data: dict[str, Any], key: str) -> str | None:
+    """``host:port`` or None when unset."""
+    if key not in data:
+        return None
+    value = _text(data, key)
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{key}: expected host:port, got {value!r}")
     return value
 
 

@@ -1,21 +1,22 @@
-"""The validator node: one trio task drives the consensus core; I/O happens around it.
+"""The consensus driver: one trio task runs the consensus core; I/O happens around it.
 
 Theory of operation
 -------------------
-Everything the core reacts to arrives on one bounded channel: frames from peers
-(decoded and validated before they are queued, so the core only sees verified
-events), and the round timer. One task takes events in order, calls
-``core.handle`` and carries out the actions in order: ``Persist`` is written to
-SQLite and *finished* before any later send leaves; ``Commit`` is appended to
-the store; sends go to the transport; ``ResetTimer`` re-arms the timer. Bad
-input is counted by reason and dropped. Cancelling ``run`` stops the node.
+Everything the core reacts to arrives on one bounded channel: consensus frames
+from peers (decoded and validated before they are queued, so the core only sees
+verified events), the round timer, and wake-ups (new transactions, the
+heartbeat). One task takes events in order, calls ``core.handle`` and carries
+out the actions in order: ``Persist`` is written to SQLite and *finished*
+before any later send leaves; ``Commit`` is appended to the store and then
+handed on (decryption); sends go through per-peer outboxes; ``ResetTimer``
+re-arms the timer. Bad input is counted by reason and dropped. Cancelling
+``run`` stops the node.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,12 +33,15 @@ from ordering.events import (
     ResetTimer,
     Send,
     TimerFired,
+    Wakeup,
 )
-from ordering.messages import CONSENSUS
+from ordering.messages import CONSENSUS, Timeout
 from ordering.pacemaker import PacemakerConfig
 from ordering.validation import Invalid, MessageValidator
+from p2p.host import CONSENSUS_PROTOCOL
 from sequencer_net.codec import DecodeError
 from sequencer_net.committee import Committee
+from sequencer_net.metrics import NodeMetrics
 from sequencer_net.signing import SigningKey
 from sequencer_net.storage import Store
 
@@ -45,7 +49,43 @@ log = logging.getLogger("seqnet.node")
 QUEUE_DEPTH = 1024
 OUTBOX_DEPTH = 256
 
-SendFrame = Callable[[int, bytes], Awaitable[bool]]
+SendFrame = Callable[[int, bytes, str], Awaitable[bool]]
+
+
+class Outboxes:
+    """One bounded queue and sender task per (peer, protocol): a slow peer blocks nobody."""
+
+    def __init__(self, peers: list[int], send: SendFrame) -> None:
+        self.peers, self._send = peers, send
+        self._queues: dict[tuple[int, str], trio.MemorySendChannel[bytes]] = {}
+        self._nursery: trio.Nursery | None = None
+        self.dropped = 0
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def post(self, peer: int, data: bytes, protocol: str) -> None:
+        """Queue a frame for ``peer``; drop it (counted) when that peer's queue is full."""
+        queue = self._queues.get((peer, protocol))
+        if queue is None:
+            if self._nursery is None or peer not in self.peers:
+                return
+            queue, receive = trio.open_memory_channel[bytes](OUTBOX_DEPTH)
+            self._queues[(peer, protocol)] = queue
+            self._nursery.start_soon(self._deliver, peer, protocol, receive)
+        try:
+            queue.send_nowait(data)
+        except trio.WouldBlock:
+            self.dropped += 1  # consensus re-sends what matters on the next timeout
+
+    async def _deliver(
+        self, peer: int, protocol: str, queue: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        async for data in queue:
+            await self._send(peer, data, protocol)
 
 
 class Node:
@@ -56,10 +96,16 @@ class Node:
         key: SigningKey,
         app: PayloadApp,
         store: Store,
-        send: SendFrame,
+        outboxes: Outboxes,
         base_timeout_ms: int = 1000,
+        *,
+        metrics: NodeMetrics | None = None,
+        on_commit: Callable[[Commit], None] | None = None,
+        before_event: Callable[[], None] | None = None,
     ) -> None:
-        self.committee, self.me, self.store, self._send = committee, me, store, send
+        self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes
+        self.metrics = metrics or NodeMetrics()
+        self._on_commit, self._before_event = on_commit, before_event
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
         first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
         for commit in store.commits(first, APP_REPLAY_COMMITS):
@@ -68,32 +114,38 @@ class Node:
         self.validator = MessageValidator(committee)
         self._events_in, self._events = trio.open_memory_channel[Event](QUEUE_DEPTH)
         self._timer = trio.CancelScope()
-        self._outboxes = {
-            peer: trio.open_memory_channel[bytes](OUTBOX_DEPTH)
-            for peer in range(committee.n)
-            if peer != me
-        }
-        self.rejected: Counter[str] = Counter()
-        self.dropped_sends = 0
+        self._wakeup_queued = False
         self.commits = 0
         self.last_commit_at = 0.0
+        self._last_tc_round = 0
 
     # ------------------------------------------------------------ inputs
 
     async def on_frame(self, sender: int, data: bytes) -> None:
-        """A frame from validator ``sender``: decode, validate, queue (or count and drop)."""
+        """A consensus frame from validator ``sender``: decode, validate, queue (or count)."""
         try:
             event = self.validator.to_event(sender, CONSENSUS.decode(data))
         except DecodeError:
-            self.rejected["decode"] += 1
-            return
+            return self._reject("decode")
         except Invalid as exc:
-            self.rejected[exc.reason] += 1
-            return
+            return self._reject(exc.reason)
         try:
             self._events_in.send_nowait(event)
         except trio.WouldBlock:
-            self.rejected["queue-full"] += 1  # back-pressure: the sender will retry or time out
+            self._reject("queue-full")  # back-pressure: the sender will retry or time out
+
+    def wakeup(self) -> None:
+        """Ask the core to retry a proposal its app declined (new work or heartbeat)."""
+        if self._wakeup_queued:
+            return
+        try:
+            self._events_in.send_nowait(Wakeup())
+            self._wakeup_queued = True
+        except trio.WouldBlock:
+            pass  # the queue is busy anyway: the core will be asked again soon
+
+    def _reject(self, reason: str) -> None:
+        self.metrics.rejected.labels("consensus", reason).inc()
 
     # ------------------------------------------------------------ the loop
 
@@ -101,12 +153,18 @@ class Node:
         """Run until cancelled; ``task_status.started()`` once the core has started."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for peer, (_, outbox) in self._outboxes.items():
-                nursery.start_soon(self._deliver, peer, outbox)
+            self._tick()
             await self._execute(self.core.start())
             task_status.started()
             async for event in self._events:
+                if isinstance(event, Wakeup):
+                    self._wakeup_queued = False
+                self._tick()
                 await self._execute(self.core.handle(event))
+
+    def _tick(self) -> None:
+        if self._before_event is not None:
+            self._before_event()
 
     async def _execute(self, actions: list[Action]) -> None:
         for action in actions:
@@ -115,32 +173,36 @@ class Node:
                     await trio.to_thread.run_sync(self.store.save_safety, state)
                 case Commit():
                     await trio.to_thread.run_sync(self.store.append_commit, action)
-                    self.commits += 1
-                    self.last_commit_at = time.time()
+                    self._committed(action)
                 case Send(to, message):
-                    self._post(to, CONSENSUS.encode(message))
+                    self.outboxes.post(to, CONSENSUS.encode(message), CONSENSUS_PROTOCOL)
                 case Broadcast(message):
                     data = CONSENSUS.encode(message)
-                    for peer in self._outboxes:
-                        self._post(peer, data)
+                    if isinstance(message, Timeout):
+                        self.metrics.timeouts.inc()
+                    for peer in self.outboxes.peers:
+                        self.outboxes.post(peer, data, CONSENSUS_PROTOCOL)
                 case ResetTimer(round_, duration_ms):
                     self._arm_timer(round_, duration_ms)
                 case Rejected(_, reason, _):
-                    self.rejected[reason] += 1
+                    self._reject(reason)
+        self._observe_core()
 
-    def _post(self, peer: int, data: bytes) -> None:
-        """Hand a frame to the peer's sender task; never block the core on a slow peer."""
-        outbox = self._outboxes.get(peer)
-        if outbox is None:
-            return
-        try:
-            outbox[0].send_nowait(data)
-        except trio.WouldBlock:
-            self.dropped_sends += 1  # consensus re-sends what matters on the next timeout
+    def _committed(self, commit: Commit) -> None:
+        self.commits += 1
+        self.last_commit_at = time.time()
+        self.metrics.blocks.inc()
+        self.metrics.height.set(commit.block.height)
+        self.metrics.last_commit.set(self.last_commit_at)
+        if self._on_commit is not None:
+            self._on_commit(commit)
 
-    async def _deliver(self, peer: int, outbox: trio.MemoryReceiveChannel[bytes]) -> None:
-        async for data in outbox:
-            await self._send(peer, data)
+    def _observe_core(self) -> None:
+        self.metrics.round.set(self.core.round)
+        tc = self.core.last_tc
+        if tc is not None and tc.round > self._last_tc_round:
+            self._last_tc_round = tc.round
+            self.metrics.view_changes.inc()
 
     def _arm_timer(self, round_: int, duration_ms: int) -> None:
         self._timer.cancel()

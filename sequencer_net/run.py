@@ -1,4 +1,4 @@
-"""Running one validator process: load config, genesis and keys; host + node; stop on a signal."""
+"""Running one validator process: load config, genesis and keys; run; stop on a signal."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ import signal
 
 import trio
 
-from ordering.fair.app import FairOrderingApp
-from ordering.fair.policies import make_policy
-from p2p.host import ValidatorHost
 from sequencer_net.config import NodeConfig
 from sequencer_net.genesis import fingerprint, load_genesis, load_keys
 from sequencer_net.logs import event
-from sequencer_net.node import Node
 from sequencer_net.storage import Store
+from sequencer_net.validator import Settings, Validator
 
 log = logging.getLogger("seqnet.run")
 PROGRESS_EVERY_S = 5.0
@@ -25,50 +22,53 @@ async def run_node(config: NodeConfig) -> None:
     genesis = load_genesis(config.genesis)
     keys = load_keys(config.keys)
     keys.check_against(genesis)
-    committee = genesis.committee()
-    me = keys.index
-    policy = make_policy(config.policy, genesis.n, genesis.f)
     store = Store(config.database, genesis.chain_id)
-    app = FairOrderingApp(committee, me, keys.signing_key, policy)
-    node: Node | None = None
-
-    async def on_frame(sender: int, data: bytes) -> None:
-        if node is not None:
-            await node.on_frame(sender, data)
-
-    peers = [(v.peer_id, v.address) for v in genesis.validators]
-    host = ValidatorHost(
-        keys.signing_key.seed, me, peers, on_frame, listen=config.listen or peers[me][1]
+    settings = Settings(
+        policy=config.policy,
+        base_timeout_ms=config.base_timeout_ms,
+        heartbeat_ms=config.heartbeat_ms,
+        listen=config.listen,
+        api=config.api,
+        metrics=config.metrics,
     )
-    node = Node(committee, me, keys.signing_key, app, store, host.send, config.base_timeout_ms)
+    validator = Validator(genesis, keys, store, settings)
     event(
         log,
         "starting",
-        index=me,
+        index=keys.index,
         chain=genesis.chain_id,
         genesis=fingerprint(genesis),
         height=store.committed_tip().height,
-        listen=config.listen or peers[me][1],
+        listen=config.listen or genesis.validators[keys.index].address,
     )
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with host.running(), trio.open_nursery() as nursery:
-            nursery.start_soon(node.run)
-            nursery.start_soon(_report_progress, node)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(validator.run)
+            event(
+                log,
+                "running",
+                height=store.committed_tip().height,
+                api=validator.api_address,
+                metrics=validator.metrics_address,
+            )
+            nursery.start_soon(_report_progress, validator)
             async for signum in signals:
-                event(log, "stopping", signal=signal.Signals(signum).name, commits=node.commits)
+                event(log, "stopping", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
     store.close()
 
 
-async def _report_progress(node: Node) -> None:
+async def _report_progress(validator: Validator) -> None:
     while True:
         await trio.sleep(PROGRESS_EVERY_S)
+        status = validator.status()
         event(
             log,
             "progress",
-            round=node.core.round,
-            height=node.core.tree.tip.height,
-            commits=node.commits,
-            rejected=sum(node.rejected.values()),
+            round=status["view"],
+            height=status["height"],
+            decrypted=status["decrypted_height"],
+            mempool=status["mempool"],
+            peers=status["peers"],
         )

@@ -9,6 +9,8 @@ it is on disk when the call returns:
   finish it before sending the vote, timeout or proposal that follows.
 - ``append_commit``: one committed block with the QC that certifies it, at the
   next height (anything else is refused: the log has no gaps and never forks).
+- ``save_batch``: a committed block's decrypted transactions, indexed by digest,
+  at a height already committed (decryption finishes after the commit).
 
 Everything is stored as the canonical CBOR the wire uses, and read back through
 the same strict decoder, so a damaged file is an error with a reason, never a
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import pathlib
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from ordering.blocktree import CommittedTip
 from ordering.core import Restored
@@ -30,9 +33,10 @@ from ordering.messages import Block, QuorumCert, block_hash, genesis_hash
 from ordering.safety import SafetyState
 from sequencer_net import codec
 from sequencer_net.codec import DecodeError
+from sequencer_net.wire import DecryptedBatch
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL);
@@ -42,6 +46,12 @@ CREATE TABLE IF NOT EXISTS blocks (
     block BLOB NOT NULL,
     certificate BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batches (height INTEGER PRIMARY KEY, batch BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    digest BLOB PRIMARY KEY,
+    height INTEGER NOT NULL,
+    position INTEGER NOT NULL
+);
 """
 
 
@@ -49,11 +59,31 @@ class StorageError(RuntimeError):
     """The store is for another chain, damaged, or asked to break the log's rules."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """One call at a time per connection: the node writes from several worker threads."""
+
+    def run(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    run.__doc__ = method.__doc__
+    return run
+
+
 class Store:
-    """One node's database. Not thread-safe: one owner (the node's storage task)."""
+    """One node's database connection; calls are serialized, so any thread may use it.
+
+    Open a second ``Store`` on the same file for readers (API, sync serving):
+    WAL lets them read while the writer writes.
+    """
 
     def __init__(self, path: pathlib.Path, chain_id: str) -> None:
         self.path, self.chain_id = path, chain_id
+        self._lock = threading.RLock()
         try:
             # one owner at a time, but the node calls it from worker threads (trio.to_thread)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -64,6 +94,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: not a usable seqnet database ({exc})") from None
 
+    @_locked
     def close(self) -> None:
         self._db.close()
 
@@ -93,18 +124,21 @@ class Store:
 
     # ------------------------------------------------------------ safety state
 
+    @_locked
     def save_safety(self, state: SafetyState) -> None:
         """Durably replace the safety state (returns once it is on disk)."""
         data = codec.encode(state)
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO safety VALUES (1, ?)", (data,))
 
+    @_locked
     def load_safety(self) -> SafetyState | None:
         row = self._db.execute("SELECT state FROM safety WHERE id = 1").fetchone()
         return None if row is None else self._decode(SafetyState, row[0], "safety state")
 
     # ------------------------------------------------------------ committed log
 
+    @_locked
     def append_commit(self, commit: Commit) -> None:
         """Store the next committed block; refuse a gap, a fork or a block that lies."""
         tip = self.committed_tip()
@@ -122,6 +156,7 @@ class Store:
                 (block.height, digest, codec.encode(block), codec.encode(commit.certificate)),
             )
 
+    @_locked
     def committed_tip(self) -> CommittedTip:
         row = self._db.execute(
             "SELECT height, hash, block FROM blocks ORDER BY height DESC LIMIT 1"
@@ -131,6 +166,7 @@ class Store:
         block: Block = self._decode(Block, row[2], f"block {row[0]}")
         return CommittedTip(bytes(row[1]), block.height, block.round)
 
+    @_locked
     def commits(self, from_height: int, limit: int) -> list[Commit]:
         """Committed blocks from ``from_height`` up, at most ``limit`` (for sync and replay)."""
         rows = self._db.execute(
@@ -145,6 +181,74 @@ class Store:
             out.append(Commit(b, bytes(digest), qc))
         return out
 
+    # ------------------------------------------------------------ decrypted batches
+
+    @_locked
+    def save_batch(self, batch: DecryptedBatch) -> None:
+        """Store a committed height's opened transactions (once; a second copy must match)."""
+        row = self._db.execute(
+            "SELECT hash FROM blocks WHERE height = ?", (batch.height,)
+        ).fetchone()
+        if row is None or bytes(row[0]) != batch.block_hash:
+            raise StorageError(f"batch for height {batch.height} names no committed block")
+        data = codec.encode(batch)
+        with self._transaction():
+            held = self._db.execute(
+                "SELECT batch FROM batches WHERE height = ?", (batch.height,)
+            ).fetchone()
+            if held is not None:
+                if bytes(held[0]) != data:
+                    raise StorageError(f"a different batch is stored at height {batch.height}")
+                return
+            self._db.execute("INSERT INTO batches VALUES (?, ?)", (batch.height, data))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO txs VALUES (?, ?, ?)",
+                [(tx.digest, batch.height, i) for i, tx in enumerate(batch.txs)],
+            )
+
+    @_locked
+    def batch(self, height: int) -> DecryptedBatch | None:
+        row = self._db.execute("SELECT batch FROM batches WHERE height = ?", (height,)).fetchone()
+        return None if row is None else self._decode(DecryptedBatch, row[0], f"batch {height}")
+
+    @_locked
+    def batches(self, from_height: int, limit: int) -> list[DecryptedBatch]:
+        rows = self._db.execute(
+            "SELECT height, batch FROM batches WHERE height >= ? ORDER BY height LIMIT ?",
+            (from_height, limit),
+        ).fetchall()
+        return [self._decode(DecryptedBatch, b, f"batch {h}") for h, b in rows]
+
+    @_locked
+    def undecrypted_heights(self, limit: int = 1024) -> list[int]:
+        """Committed heights whose batch is not stored yet (after a crash, or a sync)."""
+        rows = self._db.execute(
+            "SELECT b.height FROM blocks b LEFT JOIN batches d ON d.height = b.height "
+            "WHERE d.height IS NULL ORDER BY b.height LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [h for (h,) in rows]
+
+    @_locked
+    def decrypted_tip(self) -> int:
+        """The highest height with every batch up to it stored."""
+        row = self._db.execute(
+            "SELECT MIN(b.height) FROM blocks b LEFT JOIN batches d ON d.height = b.height "
+            "WHERE d.height IS NULL"
+        ).fetchone()
+        if row[0] is not None:
+            return int(row[0]) - 1
+        return self.committed_tip().height
+
+    @_locked
+    def locate(self, digest: bytes) -> tuple[int, int] | None:
+        """(height, position) of an ordered and decrypted transaction."""
+        row = self._db.execute(
+            "SELECT height, position FROM txs WHERE digest = ?", (digest,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    @_locked
     def restored(self) -> Restored | None:
         """What the consensus core restarts from, or None for a fresh node."""
         return Restored.from_disk(self.chain_id, self.load_safety(), self.committed_tip())

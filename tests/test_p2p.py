@@ -26,7 +26,7 @@ async def cluster(
     peers: list[tuple[str, str]] = []
     for i in range(n_validators):
 
-        async def on_frame(sender: int, data: bytes, i: int = i) -> None:
+        async def on_frame(protocol: str, sender: int, data: bytes, i: int = i) -> None:
             inbox[i].append((sender, data))
 
         hosts.append(ValidatorHost(SEEDS[i], i, peers, on_frame))
@@ -64,7 +64,7 @@ async def test_a_peer_outside_genesis_is_refused_and_counted() -> None:
         )
         async with outsider.running():
             with pytest.raises(Exception):  # noqa: B017 - any failure: the stream is reset
-                stream = await outsider._open(0)
+                stream = await outsider._open(0, CONSENSUS_PROTOCOL)
                 await stream.write(frame(b"let me vote"))
                 await stream.read(1)
                 await stream.write(frame(b"again"))
@@ -74,7 +74,7 @@ async def test_a_peer_outside_genesis_is_refused_and_counted() -> None:
         assert inbox[0] == []
 
 
-async def _ignore(sender: int, data: bytes) -> None:
+async def _ignore(protocol: str, sender: int, data: bytes) -> None:
     return None
 
 

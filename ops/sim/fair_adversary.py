@@ -99,7 +99,7 @@ class Censor(FairOrderingApp):
             return None
         payload: FairPayload = codec.decode(FairPayload, honest)
         kept = tuple(d for d in payload.order if not is_censored(d))
-        return codec.encode(FairPayload(payload.reports, kept))
+        return codec.encode(FairPayload(payload.reports, kept, ()))
 
 
 class LieReport(FairOrderingApp):

@@ -12,6 +12,13 @@ order differs — including one that leaves out a transaction present in ``f+1``
 reports — gets no honest vote. With fewer than ``n - f`` fresh reports the
 leader proposes an empty block, which keeps consensus live without ordering
 anything unfairly.
+
+In a node (``bodies`` given) the payload also carries each ordered
+transaction's bytes, checked against its digest, so every validator can decrypt
+the committed batch from the block alone. An idle leader (nothing ordered,
+nothing pending, no recent block with transactions still to commit) declines
+to propose until ``heartbeat_ms`` has passed since the last block, so an idle
+cluster makes a few empty blocks per second, not hundreds.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from ordering.core import BlockLookup
 from ordering.fair.policies import Policy
@@ -38,14 +45,30 @@ from sequencer_net.committee import Committee
 from sequencer_net.signing import BadSignature, Signed, SigningKey
 
 MAX_ORDER = 16_384
+RECENT_WORK_MS = 10_000  # a pending digest older than this no longer keeps blocks coming
 
 
 @dataclass(frozen=True, slots=True)
 class FairPayload:
-    """A block's payload: the reports it was ordered from, and the order."""
+    """A block's payload: the reports it was ordered from, the order, the bodies.
+
+    ``txs[i]`` is the transaction named by ``order[i]`` (empty in the simulator,
+    which orders digests only).
+    """
 
     reports: Annotated[tuple[Signed[OrderReport], ...], MaxItems(1024)]
     order: Annotated[tuple[Digest, ...], MaxItems(MAX_ORDER)]
+    txs: Annotated[tuple[bytes, ...], MaxItems(MAX_ORDER)]
+
+
+class TxBodies(Protocol):
+    """Where a node keeps transaction bytes (its mempool)."""
+
+    def body(self, digest: bytes) -> bytes | None:
+        """The bytes of a transaction we hold, or None."""
+
+    def digest_of(self, body: bytes) -> bytes | None:
+        """The digest of a well-formed transaction, None for anything else."""
 
 
 @dataclass
@@ -77,8 +100,13 @@ class FairOrderingApp:
         policy: Policy,
         *,
         remembered: int = 200_000,
+        bodies: TxBodies | None = None,
+        heartbeat_ms: int = 0,
     ) -> None:
         self.committee, self.me, self._key, self.policy = committee, me, key, policy
+        self._bodies, self.heartbeat_ms = bodies, heartbeat_ms
+        self.now_ms = 0  # the driver's clock, set through observe_time
+        self._last_block_ms = 0
         self.pending: OrderedDict[bytes, int] = OrderedDict()  # digest -> first-seen local time
         self.received: dict[int, OrderReport] = {}  # newest verified report per node
         self._payloads: dict[bytes, tuple[int, FairPayload]] = {}  # block hash -> (height, payload)
@@ -95,6 +123,10 @@ class FairOrderingApp:
         """This node saw ``digest`` for the first time at ``local_time_ms``."""
         if digest not in self.pending and digest not in self._committed_recent:
             self.pending[digest] = local_time_ms
+
+    def observe_time(self, now_ms: int) -> None:
+        """The driver's local clock (the app itself never reads one)."""
+        self.now_ms = now_ms
 
     # ------------------------------------------------------------ reports
 
@@ -131,7 +163,7 @@ class FairOrderingApp:
         self, parent_hash: bytes, height: int, round_: int, ancestors: BlockLookup
     ) -> bytes | None:
         if height == 1:
-            return codec.encode(FairPayload((), ()))  # nobody has reported anything yet
+            return codec.encode(FairPayload((), (), ()))  # nobody has reported anything yet
         branch = self._branch(parent_hash, ancestors)
         own = self._own_report(round_, SEQ_PROPOSAL)
         self._signed[(self.me, own.statement.seq)] = own
@@ -140,7 +172,40 @@ class FairOrderingApp:
             return None  # wait for more reports; the core asks again when one arrives
         statements = [r.statement for r in reports]
         order = self.policy.order(statements, self.me, branch)
-        return codec.encode(FairPayload(tuple(reports), tuple(order)))
+        if not order and self._is_idle(parent_hash, ancestors):
+            return None  # nothing to order: wait for work or the heartbeat
+        txs = self._bodies_for(order)
+        if txs is None:
+            return None  # a reported transaction has not reached us yet: wait for it
+        self._last_block_ms = self.now_ms
+        return codec.encode(FairPayload(tuple(reports), tuple(order), txs))
+
+    def _bodies_for(self, order: list[bytes]) -> tuple[bytes, ...] | None:
+        if self._bodies is None:
+            return ()
+        txs = [self._bodies.body(d) for d in order]
+        return None if any(t is None for t in txs) else tuple(t for t in txs if t is not None)
+
+    def _is_idle(self, parent_hash: bytes, ancestors: BlockLookup) -> bool:
+        """No reason for a block now: nothing recent pending, last two blocks empty, no heartbeat.
+
+        Two empty blocks after the last one with transactions are still needed:
+        the second carries the certificate that commits it on every replica.
+        """
+        if self.heartbeat_ms <= 0 or self.now_ms - self._last_block_ms >= self.heartbeat_ms:
+            return False
+        if self.pending and self.now_ms - next(reversed(self.pending.values())) < RECENT_WORK_MS:
+            return False
+        digest = parent_hash
+        for _ in range(2):
+            block = ancestors(digest)
+            if block is None:
+                return False
+            payload = self._payload_of(digest, block)
+            if payload is None or payload.order:
+                return False
+            digest = block.parent_qc.block_hash
+        return True
 
     def fresh_reports(self, branch: Branch, round_: int) -> list[Signed[OrderReport]]:
         """Reports we hold that a block of ``round_`` may carry on this branch."""
@@ -167,7 +232,10 @@ class FairOrderingApp:
         except DecodeError:
             return self._refuse("payload-malformed")
         if not payload.reports:  # only the first block may go without reports
-            return (block.height == 1 and not payload.order) or self._refuse("missing-reports")
+            first = block.height == 1 and not payload.order and not payload.txs
+            return first or self._refuse("missing-reports")
+        if not self._bodies_match(payload):
+            return self._refuse("tx-bodies")
         branch = self._branch(block.parent_qc.block_hash, ancestors)
         reason = self._check_reports(payload, branch, block.round)
         if reason is not None:
@@ -176,7 +244,17 @@ class FairOrderingApp:
         if list(payload.order) != self.policy.order(statements, block.proposer, branch):
             return self._refuse("order-differs")
         self._payloads[digest] = (block.height, payload)
+        self._last_block_ms = self.now_ms
         return True
+
+    def _bodies_match(self, payload: FairPayload) -> bool:
+        """Each body is a well-formed transaction with the digest the order names."""
+        if self._bodies is None:
+            return not payload.txs
+        if len(payload.txs) != len(payload.order):
+            return False
+        digest_of = self._bodies.digest_of
+        return all(digest_of(t) == d for t, d in zip(payload.txs, payload.order, strict=True))
 
     def _check_reports(self, payload: FairPayload, branch: Branch, round_: int) -> str | None:
         nodes = [r.statement.node for r in payload.reports]

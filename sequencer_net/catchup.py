@@ -1,0 +1,164 @@
+"""Catching up from peers' stores: committed blocks, certificates and opened batches.
+
+Theory of operation
+-------------------
+``/seqnet/sync/1`` is request/response: ``SyncRequest(from_height, limit)`` gets
+the peer's committed blocks from that height with their certificates and, where
+it has them, its decrypted batches (served from SQLite, so history older than
+any in-memory window is available). Nothing in a response is trusted:
+:func:`verified_prefix` checks that the blocks extend our tip one height at a
+time, that each certificate is a valid quorum for its block, and keeps only
+blocks *proved committed* — those below a pair of certified blocks in
+consecutive rounds (the two-chain commit rule). A certified block that was
+never committed cannot slip in. Batches are only used through their keys, each
+checked against its ciphertext (``sequencer_net.decryption``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import trio
+
+from ordering.blocktree import CommittedTip
+from ordering.events import Commit
+from ordering.messages import block_hash
+from ordering.validation import Invalid, MessageValidator
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError
+from sequencer_net.storage import Store
+from sequencer_net.wire import (
+    MAX_SYNC_BLOCKS,
+    MAX_SYNC_RESPONSE_BYTES,
+    SYNC,
+    DecryptedBatch,
+    SyncedBlock,
+    SyncRequest,
+    SyncResponse,
+)
+
+log = logging.getLogger("seqnet.sync")
+Request = Callable[[int, bytes], Awaitable[bytes | None]]  # (peer, request) -> response
+
+
+class SyncServer:
+    """Answers sync requests from this node's store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def answer(self, data: bytes) -> bytes | None:
+        try:
+            request = SYNC.decode(data, max_bytes=256)
+        except DecodeError:
+            return None
+        if not isinstance(request, SyncRequest):
+            return None
+        blocks = await trio.to_thread.run_sync(self._read, request)
+        return SYNC.encode(SyncResponse(tuple(blocks)))
+
+    def _read(self, request: SyncRequest) -> list[SyncedBlock]:
+        """Up to ``limit + 1`` blocks (one more proves the last commit), within a byte budget."""
+        commits = self.store.commits(request.from_height, request.limit + 1)
+        batches = {b.height: b for b in self.store.batches(request.from_height, len(commits))}
+        out: list[SyncedBlock] = []
+        size = 0
+        for c in commits:
+            item = SyncedBlock(c.block, c.certificate, batches.get(c.block.height))
+            size += len(codec.encode(item))
+            if out and size > MAX_SYNC_RESPONSE_BYTES:
+                break
+            out.append(item)
+        return out
+
+
+def verified_prefix(
+    validator: MessageValidator, tip: CommittedTip, blocks: Sequence[SyncedBlock]
+) -> list[SyncedBlock]:
+    """The longest prefix of ``blocks`` that extends ``tip`` and is proved committed."""
+    chain: list[SyncedBlock] = []
+    parent = tip.block_hash
+    for item in blocks:
+        digest = block_hash(item.block)
+        if (
+            item.block.height != tip.height + len(chain) + 1
+            or item.block.parent_qc.block_hash != parent
+            or item.certificate.block_hash != digest
+        ):
+            break
+        try:
+            validator.check_qc(item.certificate)
+        except Invalid:
+            break
+        chain.append(item)
+        parent = digest
+    proved = 0
+    for j in range(len(chain) - 1):
+        if chain[j + 1].block.round == chain[j].block.round + 1:
+            proved = j + 1  # chain[j] has a certified child in the next round: committed
+    return chain[:proved]
+
+
+class CatchUp:
+    """Fetches what peers committed beyond our tip into our store."""
+
+    def __init__(
+        self, validator: MessageValidator, store: Store, peers: list[int], request: Request
+    ) -> None:
+        self.validator, self.store, self.peers, self._request = validator, store, peers, request
+        self.batches: dict[int, DecryptedBatch] = {}  # peers' opened batches, for their keys
+        self.rejected = 0
+
+    async def run(self) -> int:
+        """Fetch from each peer in turn until none has more; the number of blocks added."""
+        added, idle = 0, 0
+        peer_index = 0
+        while idle < len(self.peers):
+            peer = self.peers[peer_index % len(self.peers)]
+            got = await self._fetch_from(peer)
+            added += got
+            idle = 0 if got else idle + 1
+            peer_index += 0 if got else 1
+        if added:
+            log.info("caught up %d blocks; tip %d", added, self.store.committed_tip().height)
+        return added
+
+    async def _fetch_from(self, peer: int) -> int:
+        tip = self.store.committed_tip()
+        blocks = await self._ask(peer, tip.height + 1, MAX_SYNC_BLOCKS)
+        if blocks is None:
+            return 0
+        good = verified_prefix(self.validator, tip, blocks)
+        if len(good) < len(blocks) - 1:
+            self.rejected += 1  # a response we could not fully verify (or a lying peer)
+        for item in good:
+            commit = Commit(item.block, block_hash(item.block), item.certificate)
+            await trio.to_thread.run_sync(self.store.append_commit, commit)
+            if item.batch is not None:
+                self.batches[item.block.height] = item.batch
+        return len(good)
+
+    async def batch_from_peers(self, height: int) -> DecryptedBatch | None:
+        """Some peer's opened batch for ``height`` (to be checked by the caller)."""
+        held = self.batches.pop(height, None)
+        if held is not None:
+            return held
+        for peer in self.peers:
+            blocks = await self._ask(peer, height, 1)
+            if blocks and blocks[0].batch is not None and blocks[0].block.height == height:
+                return blocks[0].batch
+        return None
+
+    async def _ask(self, peer: int, from_height: int, limit: int) -> list[SyncedBlock] | None:
+        answer = await self._request(peer, SYNC.encode(SyncRequest(from_height, limit)))
+        if answer is None:
+            return None
+        try:
+            response = SYNC.decode(answer)
+        except DecodeError:
+            self.rejected += 1
+            return None
+        if not isinstance(response, SyncResponse):
+            return None
+        return list(response.blocks)

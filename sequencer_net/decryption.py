@@ -1,0 +1,194 @@
+"""After commit: make shares, collect ``t`` share batches, open the batch, store it.
+
+Theory of operation
+-------------------
+Committed blocks arrive in height order. For each, the service rebuilds the
+batch through ``CommittedBatch.from_commit`` (which re-checks the certificate:
+nothing uncommitted can reach the share code), makes this validator's share
+batch in a worker thread and sends it to every peer — one message per block per
+peer. Share batches from peers are kept by block hash (at most one per sender
+and block, only for a bounded window of blocks). With ``t`` of them the batch is
+opened (optimistic combine; proofs checked only if a key check fails) and the
+``DecryptedBatch`` stored. Blocks without transactions need no shares.
+
+A node that restarts or syncs finds committed heights with no stored batch;
+it opens them with the keys a peer stored for the same height (each key checked
+against its ciphertext, so a lying peer is caught and another one is asked).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+
+import trio
+
+from mev import kem
+from mev.combine import NotEnoughShares, open_with_keys
+from mev.committed import CommittedBatch, NotCommitted
+from mev.decryptor import Decryptor
+from mev.kem import Ciphertext
+from mev.shares import ShareBatch
+from ordering.events import Commit
+from ordering.fair.app import FairPayload
+from ordering.validation import MessageValidator
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError
+from sequencer_net.metrics import NodeMetrics
+from sequencer_net.storage import Store
+from sequencer_net.wire import SHARES, DecryptedBatch, DecryptedTx
+
+log = logging.getLogger("seqnet.decrypt")
+EARLY_WINDOW = 64  # blocks whose shares we keep before we have committed them
+KEYS_RETRY_S = 2.0  # wait for shares this long, then ask peers for their stored keys
+
+Post = Callable[[int, bytes], None]
+FetchBatch = Callable[[int], Awaitable[DecryptedBatch | None]]  # a peer's stored batch
+
+
+def read_ciphertexts(payload: bytes) -> list[Ciphertext]:
+    """The ordered ciphertexts of a fair-ordering block (raises DecodeError)."""
+    fair: FairPayload = codec.decode(FairPayload, payload)
+    return [codec.decode(Ciphertext, tx) for tx in fair.txs]
+
+
+class DecryptionService:
+    def __init__(
+        self,
+        decryptor: Decryptor,
+        validator: MessageValidator,
+        store: Store,
+        peers: list[int],
+        post: Post,
+        fetch_batch: FetchBatch,
+        metrics: NodeMetrics,
+        is_checked: Callable[[Ciphertext], bool],
+        on_decrypted: Callable[[DecryptedBatch], None],
+    ) -> None:
+        self.decryptor, self.validator, self.store = decryptor, validator, store
+        self.peers, self._post, self._fetch_batch = peers, post, fetch_batch
+        self.metrics, self._is_checked, self._on_decrypted = metrics, is_checked, on_decrypted
+        self._commits_in, self._commits = trio.open_memory_channel[Commit](10_000)
+        self._shares: OrderedDict[bytes, dict[int, ShareBatch]] = OrderedDict()
+        self._arrived = trio.Event()
+
+    # ------------------------------------------------------------ inputs
+
+    def on_commit(self, commit: Commit) -> None:
+        """Queue a committed block (called right after it is stored)."""
+        self._commits_in.send_nowait(commit)
+
+    def on_frame(self, sender: int, data: bytes) -> None:
+        """A peer's share batch: keep one per sender and block, for a bounded window."""
+        try:
+            batch = SHARES.decode(data)
+        except DecodeError:
+            self.metrics.rejected.labels("shares", "decode").inc()
+            return
+        if not isinstance(batch, ShareBatch) or batch.node != sender:
+            self.metrics.rejected.labels("shares", "wrong-sender").inc()
+            return
+        held = self._shares.setdefault(batch.batch_id, {})
+        held.setdefault(sender, batch)
+        while len(self._shares) > EARLY_WINDOW:
+            self._shares.popitem(last=False)
+        self._arrived.set()
+
+    # ------------------------------------------------------------ the worker
+
+    async def run(self) -> None:
+        """Open every committed batch, in height order, forever."""
+        await self._recover_missing()
+        async for commit in self._commits:
+            if self.store.batch(commit.block.height) is None:
+                await self._open(commit)
+
+    async def _recover_missing(self) -> None:
+        """Heights committed before a crash (or by sync) whose batch was never stored."""
+        for height in self.store.undecrypted_heights():
+            for commit in self.store.commits(height, 1):
+                await self._open(commit)
+
+    async def _open(self, commit: Commit) -> None:
+        committed_at = time.monotonic()
+        try:
+            batch = await trio.to_thread.run_sync(self._committed_batch, commit)
+        except NotCommitted as exc:
+            log.error("committed block %d does not verify: %s", commit.block.height, exc)
+            return
+        result = await self._decrypt(batch)
+        await trio.to_thread.run_sync(self.store.save_batch, result)
+        self.metrics.commit_to_decrypt.observe(time.monotonic() - committed_at)
+        self._shares.pop(batch.batch_id, None)
+        self._on_decrypted(result)
+
+    def _committed_batch(self, commit: Commit) -> CommittedBatch:
+        return CommittedBatch.from_commit(
+            commit, self.validator, self._is_checked, read_payload=read_ciphertexts
+        )
+
+    async def _decrypt(self, batch: CommittedBatch) -> DecryptedBatch:
+        if not batch.decryptable:
+            return _assemble(batch, [], [])
+        own = await trio.to_thread.run_sync(self.decryptor.share, batch)
+        data = SHARES.encode(own)
+        for peer in self.peers:
+            self._post(peer, data)
+        self._shares.setdefault(batch.batch_id, {})[own.node] = own
+        while True:
+            self._arrived = trio.Event()
+            shares = dict(self._shares.get(batch.batch_id, {}))
+            if len(shares) >= self.decryptor.public.threshold:
+                try:
+                    opening = await trio.to_thread.run_sync(self.decryptor.open, batch, shares)
+                except NotEnoughShares:
+                    pass  # bad shares among them: wait for more
+                else:
+                    if opening.blamed:
+                        self.metrics.rejected.labels("shares", "bad-share").inc(len(opening.blamed))
+                    return _assemble(batch, opening.plaintexts, opening.keys)
+            from_peer = await self._wait_or_fetch(batch)
+            if from_peer is not None:
+                return from_peer
+
+    async def _wait_or_fetch(self, batch: CommittedBatch) -> DecryptedBatch | None:
+        """Wait for more shares; after a while, try a peer's stored keys instead."""
+        with trio.move_on_after(KEYS_RETRY_S):
+            await self._arrived.wait()
+            return None
+        return await self._open_from_peer(batch)
+
+    async def _open_from_peer(self, batch: CommittedBatch) -> DecryptedBatch | None:
+        stored = await self._fetch_batch(batch.height)
+        if stored is None or stored.block_hash != batch.batch_id:
+            return None
+        if len(stored.keys) != len(batch.valid):
+            self.metrics.rejected.labels("sync", "wrong-keys").inc()
+            return None
+        keys = [k for k, valid in zip(stored.keys, batch.valid, strict=True) if valid]
+        chain_id = self.validator.committee.chain_id
+        cts = batch.decryptable
+        plaintexts = await trio.to_thread.run_sync(lambda: open_with_keys(chain_id, cts, keys))
+        if plaintexts is None:  # some key does not match its ciphertext: the peer lied
+            self.metrics.rejected.labels("sync", "wrong-keys").inc()
+            return None
+        return _assemble(batch, plaintexts, keys)
+
+
+def _assemble(
+    batch: CommittedBatch, plaintexts: Sequence[bytes | None], keys: Sequence[bytes | None]
+) -> DecryptedBatch:
+    """Put the opened plaintexts back at their positions among all ordered ciphertexts.
+
+    ``K`` is kept for every checked ciphertext, also one whose payload did not
+    open: a peer copying our keys must reach the same verdict, not take ours.
+    """
+    opened = iter(zip(plaintexts, keys, strict=True))
+    txs, all_keys = [], []
+    for ct, valid in zip(batch.ciphertexts, batch.valid, strict=True):
+        plaintext, key = next(opened) if valid else (None, None)
+        txs.append(DecryptedTx(ct.namespace, kem.digest(ct), plaintext))
+        all_keys.append(key or b"")
+    return DecryptedBatch(batch.height, batch.batch_id, tuple(txs), tuple(all_keys))

@@ -1,0 +1,166 @@
+"""Transaction ingress: admit ciphertexts from clients and peers, relay them in batches.
+
+Theory of operation
+-------------------
+A submission (HTTP) or a peer's ``TxBatch`` goes through the mempool's cheap
+checks at once (size, strict decode, namespace, duplicate). What survives waits
+for the checker task, which runs the ciphertext proofs of *everything waiting*
+in one worker-thread call (libsodium releases the GIL, so the event loop keeps
+running consensus meanwhile), then admits the good ones. Each admitted
+transaction is reported to the fair-ordering app with its local arrival time
+and queued for relay; every ``RELAY_TICK_S`` one ``TxBatch`` per peer carries
+all of them (not back to the peer it came from). Every validator relays what
+it admits, so a transaction that reached one honest validator reaches all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from mev import kem
+from mev.kem import Ciphertext
+from mev.mempool import Admission, EncryptedMempool, check_ciphertext
+from sequencer_net import codec
+from sequencer_net.codec import DecodeError
+from sequencer_net.metrics import NodeMetrics
+from sequencer_net.wire import TX, TxBatch
+
+RELAY_TICK_S = 0.005
+MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused
+
+Post = Callable[[int, bytes], None]  # (peer, frame) -> queued for that peer
+
+
+@dataclass
+class _Waiting:
+    ct: Ciphertext
+    data: bytes
+    source: int | None  # validator index, None for a client
+    verdict: Admission | None = None
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+class TxIngress:
+    """Admission, proof checks in batches, and relay; also the app's ``TxBodies``."""
+
+    def __init__(
+        self,
+        mempool: EncryptedMempool,
+        peers: list[int],
+        post: Post,
+        on_admitted: Callable[[bytes, Ciphertext], None],
+        metrics: NodeMetrics,
+    ) -> None:
+        self.mempool, self.peers, self._post = mempool, peers, post
+        self._on_admitted, self.metrics = on_admitted, metrics
+        self._waiting: list[_Waiting] = []
+        self._in_check: set[bytes] = set()
+        self._wake = trio.Event()
+        self._outgoing: list[tuple[bytes, int | None]] = []
+
+    # ------------------------------------------------------------ inputs
+
+    async def submit(self, data: bytes) -> Admission:
+        """A client's transaction: the verdict once its proof has been checked."""
+        item = self._enqueue(data, None)
+        if isinstance(item, Admission):
+            return item
+        await item.done.wait()
+        assert item.verdict is not None
+        return item.verdict
+
+    def on_frame(self, sender: int, data: bytes) -> None:
+        """A peer's ``TxBatch``: queue its new transactions for checking."""
+        try:
+            batch = TX.decode(data)
+        except DecodeError:
+            self.metrics.rejected.labels("tx", "decode").inc()
+            return
+        assert isinstance(batch, TxBatch)
+        for tx in batch.txs:
+            self._enqueue(tx, sender)
+
+    def _enqueue(self, data: bytes, source: int | None) -> _Waiting | Admission:
+        digest = kem.digest_of_encoding(data)
+        if digest in self._in_check:
+            return self._count(Admission(False, "duplicate", digest), source)
+        screened = self.mempool.screen(data)
+        if isinstance(screened, Admission):
+            return self._count(screened, source)
+        if len(self._waiting) >= MAX_WAITING:
+            return self._count(Admission(False, "overloaded", digest), source)
+        item = _Waiting(screened, data, source)
+        self._in_check.add(digest)
+        self._waiting.append(item)
+        self._wake.set()
+        return item
+
+    def _count(self, verdict: Admission, source: int | None) -> Admission:
+        label = "client" if source is None else "peer"
+        self.metrics.admissions.labels(label, verdict.reason).inc()
+        return verdict
+
+    # ------------------------------------------------------------ tasks
+
+    async def check_loop(self) -> None:
+        """Check every waiting proof in one thread call, then admit; forever."""
+        chain_id = self.mempool.chain_id
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            batch, self._waiting = self._waiting, []
+            verdicts = await trio.to_thread.run_sync(_check_all, chain_id, batch)
+            for item, refused in zip(batch, verdicts, strict=True):
+                self._admit(item, refused)
+
+    def _admit(self, item: _Waiting, refused: Admission | None) -> None:
+        digest = kem.digest_of_encoding(item.data)
+        self._in_check.discard(digest)
+        verdict = refused or self.mempool.insert_checked(item.ct, len(item.data))
+        item.verdict = self._count(verdict, item.source)
+        item.done.set()
+        if verdict.accepted:
+            self._outgoing.append((item.data, item.source))
+            self._on_admitted(digest, item.ct)
+        self.metrics.mempool_size.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+
+    async def relay_loop(self) -> None:
+        """Every tick, one ``TxBatch`` per peer with what it has not sent us."""
+        while True:
+            await trio.sleep(RELAY_TICK_S)
+            if not self._outgoing:
+                continue
+            outgoing, self._outgoing = self._outgoing, []
+            for peer in self.peers:
+                txs = [data for data, source in outgoing if source != peer]
+                for start in range(0, len(txs), 1024):
+                    self._post(peer, TX.encode(TxBatch(tuple(txs[start : start + 1024]))))
+
+    # ------------------------------------------------------------ TxBodies (for the app)
+
+    def body(self, digest: bytes) -> bytes | None:
+        entry = self.mempool.get(digest)
+        return None if entry is None else codec.encode(entry.ciphertext)
+
+    def digest_of(self, body: bytes) -> bytes | None:
+        digest = kem.digest_of_encoding(body)
+        if digest in self.mempool:
+            return digest  # the same bytes we admitted: well formed
+        try:
+            codec.decode(Ciphertext, body)
+        except DecodeError:
+            return None
+        return digest
+
+
+def _check_all(chain_id: str, batch: list[_Waiting]) -> list[Admission | None]:
+    return [check_ciphertext(chain_id, w.ct) for w in batch]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

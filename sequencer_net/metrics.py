@@ -1,0 +1,84 @@
+"""The node's Prometheus metrics (``seqnet_`` prefix), one registry per node.
+
+A registry per node (not the process-global default) so several nodes can live
+in one test process, and so ``/metrics`` shows exactly this node.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+
+class NodeMetrics:
+    """Every metric a validator exports; names and labels are a public contract."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.up = Gauge("seqnet_up", "1 while the node runs", registry=r)
+        self.height = Gauge("seqnet_height", "Committed height", registry=r)
+        self.decrypted_height = Gauge(
+            "seqnet_decrypted_height", "Highest height with every batch decrypted", registry=r
+        )
+        self.round = Gauge("seqnet_view", "Current consensus round (view)", registry=r)
+        self.last_commit = Gauge(
+            "seqnet_last_commit_timestamp_seconds", "Unix time of the last commit", registry=r
+        )
+        self.peers = Gauge("seqnet_connected_peers", "Connected libp2p peers", registry=r)
+        self.view_changes = Counter(
+            "seqnet_view_changes", "Rounds entered through a timeout certificate", registry=r
+        )
+        self.timeouts = Counter("seqnet_timeouts", "Local round timeouts", registry=r)
+        self.blocks = Counter("seqnet_blocks_committed", "Blocks committed", registry=r)
+        self.transactions = Counter(
+            "seqnet_transactions_decrypted",
+            "Ordered transactions decrypted, by namespace",
+            ["namespace"],
+            registry=r,
+        )
+        self.invalid_transactions = Counter(
+            "seqnet_transactions_invalid", "Ordered ciphertexts that did not open", registry=r
+        )
+        self.submit_to_commit = Histogram(
+            "seqnet_submit_to_commit_seconds",
+            "Submission (at this node) to commit",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commit_to_decrypt = Histogram(
+            "seqnet_commit_to_decrypt_seconds",
+            "Commit to decrypted batch stored",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.submit_to_decrypt = Histogram(
+            "seqnet_submit_to_decrypt_seconds",
+            "Submission (at this node) to decrypted, by namespace",
+            ["namespace"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.mempool_size = Gauge("seqnet_mempool_transactions", "Mempool entries", registry=r)
+        self.mempool_bytes = Gauge("seqnet_mempool_bytes", "Mempool size in bytes", registry=r)
+        self.admissions = Counter(
+            "seqnet_admissions",
+            "Transactions offered to the mempool, by source and result",
+            ["source", "result"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "seqnet_messages_received",
+            "Frames received from validators, by protocol",
+            ["protocol"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "seqnet_messages_rejected",
+            "Frames and inputs rejected, by protocol and reason",
+            ["protocol", "reason"],
+            registry=r,
+        )
+        self.up.set(1)

@@ -1,0 +1,270 @@
+"""One validator, assembled: host, ingress, consensus driver, decryption, sync, API.
+
+Theory of operation
+-------------------
+Frames from peers arrive per protocol (``p2p.host``) and go to their handler:
+consensus to the :class:`~sequencer_net.node.Node`, transaction batches to the
+:class:`~sequencer_net.ingress.TxIngress`, share batches to the
+:class:`~sequencer_net.decryption.DecryptionService`. On start the validator
+first catches up from its peers' stores, then builds the consensus core from
+its own store and runs. A committed block goes from the node to the mempool
+(forget its transactions) and to decryption; a decrypted batch is stored and
+ends the latency clock of the transactions submitted here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from mev import kem
+from mev.committed import is_well_formed
+from mev.decryptor import Decryptor
+from mev.kem import Ciphertext
+from mev.mempool import Admission, EncryptedMempool
+from ordering.core import APP_REPLAY_COMMITS
+from ordering.events import Commit
+from ordering.fair.app import FairOrderingApp, FairPayload
+from ordering.fair.policies import make_policy
+from ordering.leader import leader_of
+from ordering.validation import MessageValidator
+from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
+from sequencer_net import codec
+from sequencer_net.catchup import CatchUp, SyncServer
+from sequencer_net.codec import DecodeError
+from sequencer_net.decryption import DecryptionService
+from sequencer_net.genesis import Genesis, NodeKeys
+from sequencer_net.ingress import TxIngress, now_ms
+from sequencer_net.metrics import NodeMetrics
+from sequencer_net.node import Node, Outboxes
+from sequencer_net.storage import Store
+from sequencer_net.wire import DecryptedBatch
+
+log = logging.getLogger("seqnet.validator")
+HEARTBEAT_MS = 250
+MAX_TRACKED = 100_000  # local submissions whose latency we still measure
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    policy: str = "median-timestamp"
+    base_timeout_ms: int = 1000
+    heartbeat_ms: int = HEARTBEAT_MS
+    listen: str | None = None
+    api: str | None = None  # host:port of the HTTP API
+    metrics: str | None = None  # host:port of /metrics
+
+
+class Validator:
+    def __init__(self, genesis: Genesis, keys: NodeKeys, store: Store, settings: Settings) -> None:
+        self.genesis, self.keys, self.store, self.settings = genesis, keys, store, settings
+        self.reader = Store(store.path, genesis.chain_id)  # API and sync reads, beside the writer
+        self.committee = committee = genesis.committee()
+        self.me = me = keys.index
+        self.metrics = NodeMetrics()
+        self.peers = [i for i in range(committee.n) if i != me]
+        addresses = [(v.peer_id, v.address) for v in genesis.validators]
+        self.host = ValidatorHost(
+            keys.signing_key.seed,
+            me,
+            addresses,
+            self._on_frame,
+            listen=settings.listen or addresses[me][1],
+            serve_sync=SyncServer(self.reader).answer,
+        )
+        self.outboxes = Outboxes(self.peers, self.host.send)
+        self.mempool = EncryptedMempool(genesis.chain_id, genesis.namespaces)
+        self.ingress = TxIngress(
+            self.mempool,
+            self.peers,
+            lambda peer, data: self.outboxes.post(peer, data, TX_PROTOCOL),
+            self._admitted,
+            self.metrics,
+        )
+        policy = make_policy(settings.policy, committee.n, committee.f)
+        self.app = FairOrderingApp(
+            committee,
+            me,
+            keys.signing_key,
+            policy,
+            bodies=self.ingress,
+            heartbeat_ms=settings.heartbeat_ms,
+        )
+        checker = MessageValidator(committee)
+        self.catchup = CatchUp(checker, store, self.peers, self.host.request)
+        self.decryption = DecryptionService(
+            Decryptor(keys.key_share, genesis.threshold_key, genesis.chain_id),
+            checker,
+            store,
+            self.peers,
+            lambda peer, data: self.outboxes.post(peer, data, SHARES_PROTOCOL),
+            self.catchup.batch_from_peers,
+            self.metrics,
+            self._was_checked,
+            self._decrypted,
+        )
+        self.node: Node | None = None
+        self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
+        self._committed_at: dict[bytes, tuple[float, int]] = {}  # awaiting decryption
+        self.api_address = self.metrics_address = ""
+        self.decrypted_height = 0
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; ``started`` once the core runs and the API listens."""
+        from sequencer_net.api import build_app, metrics_app, serve_http
+
+        async with self.host.running(), trio.open_nursery() as nursery:
+            await nursery.start(self.outboxes.run)
+            if self.settings.api:
+                binds = await nursery.start(serve_http, build_app(self), self.settings.api)
+                self.api_address = binds[0]
+            if self.settings.metrics:
+                binds = await nursery.start(serve_http, metrics_app(self), self.settings.metrics)
+                self.metrics_address = binds[0]
+            nursery.start_soon(self.ingress.check_loop)
+            nursery.start_soon(self.ingress.relay_loop)
+            await self.catchup.run()
+            self.node = self._build_node()
+            await nursery.start(self.node.run)
+            nursery.start_soon(self.decryption.run)
+            nursery.start_soon(self._heartbeat)
+            task_status.started()
+
+    def _build_node(self) -> Node:
+        tip = self.store.committed_tip().height
+        for commit in self.store.commits(max(1, tip - APP_REPLAY_COMMITS + 1), APP_REPLAY_COMMITS):
+            self.mempool.mark_committed(_order(commit))
+        self.metrics.height.set(tip)
+        self.decrypted_height = self.store.decrypted_tip()
+        self.metrics.decrypted_height.set(self.decrypted_height)
+        return Node(
+            self.committee,
+            self.me,
+            self.keys.signing_key,
+            self.app,
+            self.store,
+            self.outboxes,
+            self.settings.base_timeout_ms,
+            metrics=self.metrics,
+            on_commit=self._on_commit,
+            before_event=lambda: self.app.observe_time(now_ms()),
+        )
+
+    async def _heartbeat(self) -> None:
+        """Nudge the core often enough that an idle leader proposes on the heartbeat."""
+        while True:
+            await trio.sleep(self.settings.heartbeat_ms / 4000)
+            self.metrics.peers.set(self.host.connected_peers())
+            if self.node is not None:
+                self.node.wakeup()
+
+    async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
+        self.metrics.messages.labels(protocol).inc()
+        if protocol == CONSENSUS_PROTOCOL:
+            if self.node is not None:
+                await self.node.on_frame(sender, data)
+        elif protocol == TX_PROTOCOL:
+            self.ingress.on_frame(sender, data)
+        elif protocol == SHARES_PROTOCOL:
+            self.decryption.on_frame(sender, data)
+
+    # ------------------------------------------------------------ the transaction path
+
+    async def submit(self, data: bytes) -> Admission:
+        verdict = await self.ingress.submit(data)
+        if verdict.accepted:
+            self._submitted[verdict.digest] = time.monotonic()
+            while len(self._submitted) > MAX_TRACKED:
+                self._submitted.popitem(last=False)
+        return verdict
+
+    def _admitted(self, digest: bytes, ct: Ciphertext) -> None:
+        self.app.on_transaction(digest, now_ms())
+        if self.node is not None:
+            self.node.wakeup()
+
+    def _was_checked(self, ct: Ciphertext) -> bool:
+        """Admitted here (proof checked on admission), else check it now."""
+        return ct.namespace in self.genesis.namespaces and (
+            kem.digest(ct) in self.mempool or is_well_formed(self.genesis.chain_id, ct)
+        )
+
+    def _on_commit(self, commit: Commit) -> None:
+        order = _order(commit)
+        self.mempool.mark_committed(order)
+        now = time.monotonic()
+        for digest in order:
+            submitted = self._submitted.get(digest)
+            if submitted is not None:
+                self.metrics.submit_to_commit.observe(now - submitted)
+            self._committed_at[digest] = (now, commit.block.height)
+        self.metrics.mempool_size.set(len(self.mempool))
+        self.decryption.on_commit(commit)
+
+    def _decrypted(self, batch: DecryptedBatch) -> None:
+        now = time.monotonic()
+        for tx in batch.txs:
+            self._committed_at.pop(tx.digest, None)
+            if tx.plaintext is None:
+                self.metrics.invalid_transactions.inc()
+                continue
+            self.metrics.transactions.labels(tx.namespace).inc()
+            submitted = self._submitted.pop(tx.digest, None)
+            if submitted is not None:
+                self.metrics.submit_to_decrypt.labels(tx.namespace).observe(now - submitted)
+        self.decrypted_height = max(self.decrypted_height, batch.height)
+        self.metrics.decrypted_height.set(self.decrypted_height)
+
+    # ------------------------------------------------------------ reading state (API)
+
+    def status(self) -> dict[str, Any]:
+        node = self.node
+        round_ = node.core.round if node else 0
+        last = node.last_commit_at if node else 0.0
+        return {
+            "chain_id": self.genesis.chain_id,
+            "index": self.me,
+            "height": node.core.tree.tip.height if node else 0,
+            "decrypted_height": self.decrypted_height,
+            "view": round_,
+            "leader": leader_of(round_, self.committee.n),
+            "peers": self.host.connected_peers(),
+            "last_commit_age_s": None if not last else round(time.time() - last, 3),
+            "mempool": len(self.mempool),
+            "syncing": node is None,
+        }
+
+    def transaction_status(self, digest: bytes) -> dict[str, Any]:
+        where = self.reader.locate(digest)
+        if where is not None:
+            height, position = where
+            batch = self.reader.batch(height)
+            tx = batch.txs[position] if batch else None
+            return {
+                "digest": digest.hex(),
+                "status": "decrypted" if tx and tx.plaintext is not None else "invalid",
+                "height": height,
+                "position": position,
+                "namespace": tx.namespace if tx else None,
+                "plaintext": tx.plaintext.hex() if tx and tx.plaintext is not None else None,
+            }
+        if digest in self._committed_at:
+            return {"digest": digest.hex(), "status": "committed"}
+        if digest in self.mempool:
+            return {"digest": digest.hex(), "status": "pending"}
+        return {"digest": digest.hex(), "status": "unknown"}
+
+
+def _order(commit: Commit) -> tuple[bytes, ...]:
+    try:
+        payload: FairPayload = codec.decode(FairPayload, commit.block.payload)
+    except DecodeError:
+        return ()
+    return payload.order
