@@ -11,9 +11,14 @@ import json
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sequencer_net import __version__, logs
+
+if TYPE_CHECKING:
+    from sequencer_net.genesis import Genesis
 
 API_PORT_OFFSET = 1000
 METRICS_PORT_OFFSET = 2000
@@ -315,41 +320,66 @@ def _add_keygen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from sequencer_net import genesis as gen
-    from sequencer_net.config import NodeConfig
-
     namespaces = tuple(ns.strip() for ns in args.namespaces.split(",") if ns.strip())
-    if args.threshold is not None and args.threshold > args.nodes:
-        raise CliError(f"--threshold {args.threshold} is more than --nodes {args.nodes}")
-    try:
-        genesis, keys = gen.create(
-            args.nodes,
-            chain_id=args.chain_id,
-            namespaces=namespaces,
-            host=args.host,
-            base_port=args.base_port,
-            threshold=args.threshold,
-        )
-        gen.write(args.dir, genesis, keys, force=args.force)
-        for k in keys:
-            config = NodeConfig(
-                args.dir / "genesis.json",
-                args.dir / f"node-{k.index}.key.json",
-                args.dir / f"node-{k.index}.db",
-                api=f"{args.host}:{args.base_port + API_PORT_OFFSET + k.index}",
-                metrics=f"{args.host}:{args.base_port + METRICS_PORT_OFFSET + k.index}",
-            )
-            (args.dir / f"node-{k.index}.toml").write_text(config.to_toml(args.dir))
-    except (gen.GenesisError, OSError) as exc:
-        raise CliError(str(exc)) from None
+    genesis = _write_network(
+        args.dir,
+        args.nodes,
+        chain_id=args.chain_id,
+        namespaces=namespaces,
+        host=args.host,
+        base_port=args.base_port,
+        threshold=args.threshold,
+        force=args.force,
+    )
     t = genesis.threshold_key.threshold
     print(
         f"wrote {args.dir}/genesis.json: chain {genesis.chain_id}, n={genesis.n}, "
         f"f={genesis.f}, threshold t={t}, namespaces {', '.join(namespaces)}"
     )
-    print(f"wrote {len(keys)} key files {args.dir}/node-<i>.key.json (mode 0600)")
-    print(f"wrote {len(keys)} configs {args.dir}/node-<i>.toml: run one with seqnet node --config")
+    print(f"wrote {genesis.n} key files {args.dir}/node-<i>.key.json (mode 0600)")
+    print(f"wrote {genesis.n} configs {args.dir}/node-<i>.toml: run one with seqnet node --config")
     return 0
+
+
+def _write_network(
+    directory: pathlib.Path,
+    nodes: int,
+    *,
+    chain_id: str = "seqnet-local",
+    namespaces: tuple[str, ...] = ("rollup-a", "rollup-b"),
+    host: str = "127.0.0.1",
+    base_port: int = 7100,
+    threshold: int | None = None,
+    force: bool = False,
+) -> Genesis:
+    """Genesis, key files and one node config per validator (API and metrics ports too)."""
+    from sequencer_net import genesis as gen
+    from sequencer_net.config import NodeConfig
+
+    if threshold is not None and threshold > nodes:
+        raise CliError(f"--threshold {threshold} is more than --nodes {nodes}")
+    try:
+        genesis, keys = gen.create(
+            nodes,
+            chain_id=chain_id,
+            namespaces=namespaces,
+            host=host,
+            base_port=base_port,
+            threshold=threshold,
+        )
+        gen.write(directory, genesis, keys, force=force)
+        for k in keys:
+            config = NodeConfig(
+                directory / "genesis.json",
+                directory / f"node-{k.index}.key.json",
+                directory / f"node-{k.index}.db",
+                api=f"{host}:{base_port + API_PORT_OFFSET + k.index}",
+                metrics=f"{host}:{base_port + METRICS_PORT_OFFSET + k.index}",
+            )
+            (directory / f"node-{k.index}.toml").write_text(config.to_toml(directory))
+    except (gen.GenesisError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    return genesis
 
 
 def _add_encrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -425,6 +455,164 @@ def _cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_CLUSTER_DIR = pathlib.Path(".seqnet/cluster")
+
+
+def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "cluster",
+        help="run a local multi-node cluster on 127.0.0.1",
+        description="Start, inspect and stop N validator processes on this machine.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "up",
+        help="start N validators and wait until all commit (Ctrl-C stops them)",
+        description=(
+            "Write a genesis and keys into DIR (unless it has them), start one `seqnet node` "
+            "process per validator, show progress until every node is connected and "
+            "committing, print the endpoints, and keep running until Ctrl-C (or SIGTERM), "
+            "then stop them all cleanly. With --detach, return once they commit."
+        ),
+    )
+    up.add_argument("--nodes", type=_positive, default=4, metavar="N", help="validators (4)")
+    up.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="state dir")
+    up.add_argument("--base-port", type=_positive, default=7100, help="first libp2p port (7100)")
+    up.add_argument("--fresh", action="store_true", help="delete DIR's keys and data first")
+    up.add_argument("--detach", action="store_true", help="leave the nodes running and return")
+    up.add_argument("--timeout", type=_positive, default=60, help="seconds to wait for commits")
+    up.set_defaults(func=_cmd_cluster_up)
+    for name, helptext, func in (
+        ("status", "each node's height, view, peers; exit 0 only if all commit", _cmd_status),
+        ("down", "stop the nodes a detached `cluster up` started", _cmd_cluster_down),
+    ):
+        q = actions.add_parser(name, help=helptext, description=helptext)
+        q.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="state dir")
+        q.set_defaults(func=func)
+
+
+def _cmd_cluster_up(args: argparse.Namespace) -> int:
+    import shutil
+    import signal
+
+    from ops import cluster
+
+    if args.fresh and args.dir.exists():
+        shutil.rmtree(args.dir)
+    if not (args.dir / "genesis.json").exists():
+        genesis = _write_network(args.dir, args.nodes, base_port=args.base_port)
+        print(f"wrote genesis and keys for {genesis.n} validators into {args.dir}")
+    elif len(list(args.dir.glob("node-*.toml"))) != args.nodes:
+        raise CliError(f"{args.dir} holds another cluster size: add --fresh to replace it")
+    try:
+        procs = cluster.start(args.dir, args.log_level)
+    except cluster.ClusterError as exc:
+        raise CliError(str(exc)) from None
+    stop_requested = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
+    try:
+        _wait_for_cluster(args, procs)
+        for line in cluster.status_lines(args.dir)[1]:
+            print(line)
+        if args.detach:
+            print(f"running; `seqnet cluster status --dir {args.dir}`, then `cluster down`")
+            return 0
+        print(f"{args.nodes} validators committing; Ctrl-C stops them", flush=True)
+        while not stop_requested and all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        if not stop_requested:
+            raise CliError("a node exited: see " + str(args.dir / "node-<i>.log"))
+    except (cluster.ClusterError, CliError) as exc:
+        cluster.stop_procs(procs)
+        (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        stop_requested.append(2)  # Ctrl-C reached the nodes too: they are stopping
+    codes = cluster.stop_procs(procs, signalled=2 in stop_requested)
+    (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+    print(f"stopped {len(procs)} validators (exit codes {codes})")
+    return 0 if all(c == 0 for c in codes) else 1
+
+
+def _wait_for_cluster(args: argparse.Namespace, procs: list) -> None:  # type: ignore[type-arg]
+    from ops import cluster
+    from sequencer_net.progress import Progress
+
+    bar = Progress(args.nodes, "nodes committing")
+
+    def show(ready: int, total: int) -> None:
+        if ready != bar.done:
+            bar.done = ready - 1
+            bar.advance()
+
+    try:
+        cluster.wait_until_committing(args.dir, procs, args.timeout, show)
+    finally:
+        bar.close()
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ops import cluster
+
+    try:
+        ok, lines = cluster.status_lines(args.dir)
+    except cluster.ClusterError as exc:
+        raise CliError(str(exc)) from None
+    for line in lines:
+        print(line)
+    print("all nodes committing" if ok else "NOT all nodes are up and committing")
+    return 0 if ok else 1
+
+
+def _cmd_cluster_down(args: argparse.Namespace) -> int:
+    from ops import cluster
+
+    try:
+        stopped = cluster.stop(args.dir)
+    except cluster.ClusterError as exc:
+        raise CliError(str(exc)) from None
+    print(f"stopped {stopped} validators")
+    return 0
+
+
+def _add_submit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "submit",
+        help="encrypt and submit a transaction; wait until it is decrypted",
+        description=(
+            "Encrypt DATA for ROLLUP with the network's threshold key, submit it to a node's "
+            "HTTP API and wait until it is committed and decrypted; exit 0 only then."
+        ),
+    )
+    p.add_argument("--rollup", required=True, help="rollup namespace registered in genesis")
+    p.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="cluster dir")
+    p.add_argument("--node", default=None, help="API host:port (default: first node of --dir)")
+    p.add_argument("--genesis", type=pathlib.Path, default=None, help="genesis.json (with --node)")
+    p.add_argument("--timeout", type=_positive, default=30, help="seconds to wait (30)")
+    p.add_argument("data", help="the transaction bytes (UTF-8), or - for standard input")
+    p.set_defaults(func=_cmd_submit)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from ops import cluster
+    from sequencer_net.genesis import GenesisError, load_genesis
+
+    payload = sys.stdin.buffer.read() if args.data == "-" else args.data.encode()
+    try:
+        genesis = load_genesis(args.genesis or args.dir / "genesis.json")
+        address = args.node or cluster.members(args.dir)[0].api
+        start = time.monotonic()
+        record = cluster.submit_and_wait(address, genesis, args.rollup, payload, args.timeout)
+    except (cluster.ClusterError, GenesisError) as exc:
+        raise CliError(str(exc)) from None
+    took = (time.monotonic() - start) * 1000
+    print(
+        f"{record['status']}: {record['digest']} at height {record['height']} position "
+        f"{record['position']} ({record['namespace']}) in {took:.0f} ms"
+    )
+    return 0 if record["status"] == "decrypted" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqnet",
@@ -439,6 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_keygen(sub)
     _add_node(sub)
+    _add_cluster(sub)
+    _add_submit(sub)
     _add_encrypt(sub)
     _add_sim(sub)
     return parser
