@@ -62,6 +62,7 @@ class ValidatorHost:
         on_frame: OnFrame,
         listen: str = "/ip4/127.0.0.1/tcp/0",
         serve_sync: ServeRequest | None = None,
+        on_reject: Callable[[str, str], None] | None = None,
     ) -> None:
         key_pair = create_new_key_pair(seed)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
@@ -78,7 +79,7 @@ class ValidatorHost:
         self.rejected: Counter[str] = Counter()
         for protocol in VALIDATOR_PROTOCOLS:
             self.host.set_stream_handler(protocol, self._acceptor(protocol))
-        self._serve_sync = serve_sync
+        self._serve_sync, self._on_reject = serve_sync, on_reject
         self._sync_slots = trio.Semaphore(MAX_SYNC_SERVING)
         self.host.set_stream_handler(SYNC_PROTOCOL, self._answer_sync)
 
@@ -97,6 +98,12 @@ class ValidatorHost:
 
     # ------------------------------------------------------------ inbound
 
+    def _reject(self, protocol: str, reason: str) -> None:
+        """Count refused input here and in the node's metrics (``on_reject``)."""
+        self.rejected[reason] += 1
+        if self._on_reject is not None:
+            self._on_reject(protocol, reason)
+
     def connected_peers(self) -> int:
         return len(self.host.get_connected_peers())
 
@@ -110,7 +117,7 @@ class ValidatorHost:
         peer = str(stream.muxed_conn.peer_id)
         sender = self._index_of.get(peer)
         if sender is None or sender == self.me:
-            self.rejected["not-a-validator"] += 1
+            self._reject(protocol, "not-a-validator")
             log.warning("refused %s stream from %s: not in genesis", protocol, peer)
             await stream.reset()
             return
@@ -119,11 +126,11 @@ class ValidatorHost:
             while (data := await reader.next()) is not None:
                 await self._on_frame(protocol, sender, data)
         except FrameError as exc:
-            self.rejected["framing"] += 1
+            self._reject(protocol, "framing")
             log.warning("validator %d broke framing: %s", sender, exc)
             await stream.reset()
         except Exception as exc:  # a stream torn down under us (reset, connection lost)
-            self.rejected["stream-error"] += 1
+            self._reject(protocol, "stream-error")
             log.info("stream from validator %d ended: %s", sender, exc)
 
     # ------------------------------------------------------------ outbound
@@ -142,7 +149,7 @@ class ValidatorHost:
                         await stream.write(frame(answer))
                 await stream.close()
             except Exception as exc:  # framing, timeout, reset: the requester retries elsewhere
-                self.rejected["sync-request"] += 1
+                self._reject(SYNC_PROTOCOL, "sync-request")
                 log.info("sync request failed: %s", exc)
                 await _quietly_reset(stream)
 

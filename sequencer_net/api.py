@@ -17,12 +17,14 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from prometheus_client import make_asgi_app
 
-from sequencer_net import __version__
+from sequencer_net import __version__, codec
 
 if TYPE_CHECKING:
     from sequencer_net.validator import Validator
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
+MAX_BATCH_TXS = 4096
 REFUSAL_STATUS = {"duplicate": 409, "overloaded": 429, "oversized": 413}
 
 
@@ -50,6 +52,26 @@ def build_app(v: Validator) -> FastAPI:
         if not verdict.accepted:
             return _error(REFUSAL_STATUS.get(verdict.reason, 400), verdict.reason, verdict.digest)
         return {"digest": verdict.digest.hex(), "status": "pending"}
+
+    @app.post(
+        "/v1/transactions/batch",
+        summary="Submit many encrypted transactions: a CBOR array of ciphertext byte strings",
+        responses={400: {"description": "not a CBOR array of byte strings"}, 413: {}},
+    )
+    async def submit_batch(request: Request) -> Any:
+        body = await _read_body(request, MAX_BATCH_BODY_BYTES)
+        if body is None:
+            return _error(413, "oversized")
+        txs = _cbor_byte_strings(body)
+        if txs is None:
+            return _error(400, f"expected a CBOR array of at most {MAX_BATCH_TXS} byte strings")
+        verdicts = await v.submit_many(txs)
+        return {
+            "results": [
+                {"digest": x.digest.hex(), "status": "pending" if x.accepted else x.reason}
+                for x in verdicts
+            ]
+        }
 
     @app.get("/v1/transactions/{digest}", summary="Where a transaction is: pending to decrypted")
     async def transaction(digest: str) -> Any:
@@ -86,11 +108,11 @@ def build_app(v: Validator) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request) -> bytes | None:
+async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -104,6 +126,18 @@ def _ciphertext_bytes(body: bytes, content_type: str) -> bytes | None:
         return bytes.fromhex(body.decode().strip())
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def _cbor_byte_strings(body: bytes) -> list[bytes] | None:
+    try:
+        items = codec.loads_canonical(body, max_bytes=MAX_BATCH_BODY_BYTES)
+    except codec.DecodeError:
+        return None
+    if type(items) is not list or len(items) > MAX_BATCH_TXS:
+        return None
+    if not all(type(x) is bytes for x in items):
+        return None
+    return items
 
 
 def _error(status: int, reason: str, digest: bytes = b"") -> JSONResponse:

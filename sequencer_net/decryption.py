@@ -11,9 +11,10 @@ and block, only for a bounded window of blocks). With ``t`` of them the batch is
 opened (optimistic combine; proofs checked only if a key check fails) and the
 ``DecryptedBatch`` stored. Blocks without transactions need no shares.
 
-A node that restarts or syncs finds committed heights with no stored batch;
-it opens them with the keys a peer stored for the same height (each key checked
-against its ciphertext, so a lying peer is caught and another one is asked).
+A node that restarts or syncs finds committed heights with no stored batch, and
+a node that fell behind commits blocks whose shares went out long ago; it opens
+them with the keys a peer stored for the same height (each key checked against
+its ciphertext, so a lying peer is caught and another one is asked).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from sequencer_net.wire import SHARES, DecryptedBatch, DecryptedTx
 
 log = logging.getLogger("seqnet.decrypt")
 EARLY_WINDOW = 64  # blocks whose shares we keep before we have committed them
-KEYS_RETRY_S = 2.0  # wait for shares this long, then ask peers for their stored keys
+KEYS_RETRY_S = 1.0  # wait for shares this long, then ask peers for their stored keys
+BEHIND_BLOCKS = 3  # this many newer commits queued: peers are past this height, ask at once
 
 Post = Callable[[int, bytes], None]
 FetchBatch = Callable[[int], Awaitable[DecryptedBatch | None]]  # a peer's stored batch
@@ -73,11 +75,13 @@ class DecryptionService:
         self._commits_in, self._commits = trio.open_memory_channel[Commit](10_000)
         self._shares: OrderedDict[bytes, dict[int, ShareBatch]] = OrderedDict()
         self._arrived = trio.Event()
+        self._latest = 0  # highest height committed
 
     # ------------------------------------------------------------ inputs
 
     def on_commit(self, commit: Commit) -> None:
         """Queue a committed block (called right after it is stored)."""
+        self._latest = max(self._latest, commit.block.height)
         self._commits_in.send_nowait(commit)
 
     def on_frame(self, sender: int, data: bytes) -> None:
@@ -109,6 +113,7 @@ class DecryptionService:
         """Heights committed before a crash (or by sync) whose batch was never stored."""
         for height in self.store.undecrypted_heights():
             for commit in self.store.commits(height, 1):
+                self._latest = max(self._latest, height + BEHIND_BLOCKS)  # peers are past it
                 await self._open(commit)
 
     async def _open(self, commit: Commit) -> None:
@@ -154,8 +159,9 @@ class DecryptionService:
                 return from_peer
 
     async def _wait_or_fetch(self, batch: CommittedBatch) -> DecryptedBatch | None:
-        """Wait for more shares; after a while, try a peer's stored keys instead."""
-        with trio.move_on_after(KEYS_RETRY_S):
+        """Wait for more shares; after a while (at once if behind), try a peer's stored keys."""
+        behind = self._latest - batch.height >= BEHIND_BLOCKS
+        with trio.move_on_after(0 if behind else KEYS_RETRY_S):
             await self._arrived.wait()
             return None
         return await self._open_from_peer(batch)

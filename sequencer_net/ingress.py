@@ -66,12 +66,19 @@ class TxIngress:
 
     async def submit(self, data: bytes) -> Admission:
         """A client's transaction: the verdict once its proof has been checked."""
-        item = self._enqueue(data, None)
-        if isinstance(item, Admission):
-            return item
-        await item.done.wait()
-        assert item.verdict is not None
-        return item.verdict
+        return (await self.submit_many([data]))[0]
+
+    async def submit_many(self, txs: list[bytes]) -> list[Admission]:
+        """A client's transactions, checked together: one verdict each, in order."""
+        items = [self._enqueue(data, None) for data in txs]
+        verdicts = []
+        for item in items:
+            if isinstance(item, _Waiting):
+                await item.done.wait()
+                assert item.verdict is not None
+                item = item.verdict
+            verdicts.append(item)
+        return verdicts
 
     def on_frame(self, sender: int, data: bytes) -> None:
         """A peer's ``TxBatch``: queue its new transactions for checking."""

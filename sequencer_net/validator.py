@@ -76,6 +76,9 @@ class Validator:
             self._on_frame,
             listen=settings.listen or addresses[me][1],
             serve_sync=SyncServer(self.reader).answer,
+            on_reject=lambda protocol, why: self.metrics.rejected.labels(
+                _short(protocol), why
+            ).inc(),
         )
         self.outboxes = Outboxes(self.peers, self.host.send)
         self.mempool = EncryptedMempool(genesis.chain_id, genesis.namespaces)
@@ -165,8 +168,11 @@ class Validator:
             if self.node is not None:
                 self.node.wakeup()
 
+    def _count_rejected(self, protocol: str, reason: str) -> None:
+        self.metrics.rejected.labels(_short(protocol), reason).inc()
+
     async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
-        self.metrics.messages.labels(protocol).inc()
+        self.metrics.messages.labels(_short(protocol)).inc()
         if protocol == CONSENSUS_PROTOCOL:
             if self.node is not None:
                 await self.node.on_frame(sender, data)
@@ -178,12 +184,17 @@ class Validator:
     # ------------------------------------------------------------ the transaction path
 
     async def submit(self, data: bytes) -> Admission:
-        verdict = await self.ingress.submit(data)
-        if verdict.accepted:
-            self._submitted[verdict.digest] = time.monotonic()
-            while len(self._submitted) > MAX_TRACKED:
-                self._submitted.popitem(last=False)
-        return verdict
+        return (await self.submit_many([data]))[0]
+
+    async def submit_many(self, txs: list[bytes]) -> list[Admission]:
+        received = time.monotonic()
+        verdicts = await self.ingress.submit_many(txs)
+        for verdict in verdicts:
+            if verdict.accepted:
+                self._submitted[verdict.digest] = received
+        while len(self._submitted) > MAX_TRACKED:
+            self._submitted.popitem(last=False)
+        return verdicts
 
     def _admitted(self, digest: bytes, ct: Ciphertext) -> None:
         self.app.on_transaction(digest, now_ms())
@@ -260,6 +271,12 @@ class Validator:
         if digest in self.mempool:
             return {"digest": digest.hex(), "status": "pending"}
         return {"digest": digest.hex(), "status": "unknown"}
+
+
+def _short(protocol: str) -> str:
+    """``/seqnet/consensus/1`` -> ``consensus`` (the metrics label)."""
+    parts = protocol.split("/")
+    return parts[2] if len(parts) > 2 else protocol
 
 
 def _order(commit: Commit) -> tuple[bytes, ...]:

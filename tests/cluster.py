@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import random
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
 from mev import kem
+from ops import cluster
 from sequencer_net import codec
-from sequencer_net.genesis import Genesis
+from sequencer_net.genesis import Genesis, load_genesis
+from sequencer_net.storage import Store
 
 
 def free_base_port(count: int, spacing: tuple[int, ...] = (0,)) -> int:
@@ -63,3 +71,78 @@ def hostile(registry: object) -> dict[tuple[str, str], float]:
         for key, value in rejections(registry).items()
         if any(word in key[1] for word in HOSTILE_REASONS)
     }
+
+
+class Processes:
+    """N real `seqnet node` processes on 127.0.0.1 from a fresh `seqnet keygen`."""
+
+    def __init__(self, directory: pathlib.Path, n: int = 4, heartbeat_ms: int | None = None):
+        self.dir, self.n = directory, n
+        base = free_base_port(n, (0, 1000, 2000))
+        subprocess.run(
+            seqnet("keygen", "--nodes", str(n), "--dir", str(directory), "--base-port", str(base)),
+            check=True,
+            capture_output=True,
+        )
+        if heartbeat_ms is not None:
+            for i in range(n):
+                path = directory / f"node-{i}.toml"
+                path.write_text(path.read_text() + f"heartbeat_ms = {heartbeat_ms}\n")
+        self.members = cluster.members(directory)
+        self.genesis = load_genesis(directory / "genesis.json")
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+
+    def start(self, i: int) -> None:
+        log = (self.dir / f"node-{i}.log").open("ab")
+        cmd = seqnet("node", "--config", str(self.dir / f"node-{i}.toml"))
+        self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_all(self) -> None:
+        for i in range(self.n):
+            self.start(i)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL: no chance to clean up."""
+        proc = self.procs[i]
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.procs[i] = None
+
+    def stop_all(self) -> list[int]:
+        """SIGTERM every running node; their exit codes."""
+        running = [p for p in self.procs if p is not None]
+        for p in running:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        return [p.wait(timeout=30) for p in running]
+
+    def api(self, i: int) -> str:
+        return self.members[i].api
+
+    def status(self, i: int) -> dict[str, Any] | None:
+        return cluster.node_status(self.members[i])
+
+    def height(self, i: int) -> int:
+        s = self.status(i)
+        return -1 if s is None else int(s["height"])
+
+    def store(self, i: int) -> Store:
+        return Store(self.dir / f"node-{i}.db", self.genesis.chain_id)
+
+    def wait_committing(self, seconds: float = 60) -> None:
+        wait_until(
+            lambda: all(cluster.is_committing(self.status(i), self.n) for i in range(self.n)),
+            seconds,
+        )
+
+
+def seqnet(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sequencer_net.cli", *args]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
