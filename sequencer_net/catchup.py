@@ -39,6 +39,7 @@ from sequencer_net.wire import (
 )
 
 log = logging.getLogger("seqnet.sync")
+ASK_TIMEOUT_S = 3.0
 Request = Callable[[int, bytes], Awaitable[bytes | None]]  # (peer, request) -> response
 
 
@@ -109,49 +110,63 @@ class CatchUp:
         self.validator, self.store, self.peers, self._request = validator, store, peers, request
         self.batches: dict[int, DecryptedBatch] = {}  # peers' opened batches, for their keys
         self.rejected = 0
+        self._turn = 0
 
     async def run(self) -> int:
-        """Fetch from each peer in turn until none has more; the number of blocks added."""
-        added, idle = 0, 0
-        peer_index = 0
-        while idle < len(self.peers):
-            peer = self.peers[peer_index % len(self.peers)]
-            got = await self._fetch_from(peer)
-            added += got
-            idle = 0 if got else idle + 1
-            peer_index += 0 if got else 1
+        """Fetch until no peer has more; the number of blocks added.
+
+        Each step asks every peer at once (a peer that is down costs one connect
+        timeout, not one per peer in turn) and applies the longest verified answer.
+        """
+        added = 0
+        while True:
+            tip = self.store.committed_tip()
+            answers: list[list[SyncedBlock]] = []
+            async with trio.open_nursery() as nursery:
+                for peer in self.peers:
+                    nursery.start_soon(self._collect, peer, tip.height + 1, answers)
+            best = max(
+                (verified_prefix(self.validator, tip, blocks) for blocks in answers),
+                key=len,
+                default=[],
+            )
+            if not best:
+                break
+            await self._apply(best)
+            added += len(best)
         if added:
             log.info("caught up %d blocks; tip %d", added, self.store.committed_tip().height)
         return added
 
-    async def _fetch_from(self, peer: int) -> int:
-        tip = self.store.committed_tip()
-        blocks = await self._ask(peer, tip.height + 1, MAX_SYNC_BLOCKS)
-        if blocks is None:
-            return 0
-        good = verified_prefix(self.validator, tip, blocks)
-        if len(good) < len(blocks) - 1:
-            self.rejected += 1  # a response we could not fully verify (or a lying peer)
-        for item in good:
+    async def _collect(self, peer: int, from_height: int, into: list[list[SyncedBlock]]) -> None:
+        blocks = await self._ask(peer, from_height, MAX_SYNC_BLOCKS)
+        if blocks:
+            into.append(blocks)
+
+    async def _apply(self, blocks: list[SyncedBlock]) -> None:
+        for item in blocks:
             commit = Commit(item.block, block_hash(item.block), item.certificate)
             await trio.to_thread.run_sync(self.store.append_commit, commit)
             if item.batch is not None:
                 self.batches[item.block.height] = item.batch
-        return len(good)
 
     async def batch_from_peers(self, height: int) -> DecryptedBatch | None:
         """Some peer's opened batch for ``height`` (to be checked by the caller)."""
         held = self.batches.pop(height, None)
         if held is not None:
             return held
-        for peer in self.peers:
+        self._turn += 1  # start with another peer each time: one liar cannot stall us
+        for k in range(len(self.peers)):
+            peer = self.peers[(self._turn + k) % len(self.peers)]
             blocks = await self._ask(peer, height, 1)
             if blocks and blocks[0].batch is not None and blocks[0].block.height == height:
                 return blocks[0].batch
         return None
 
     async def _ask(self, peer: int, from_height: int, limit: int) -> list[SyncedBlock] | None:
-        answer = await self._request(peer, SYNC.encode(SyncRequest(from_height, limit)))
+        answer = None
+        with trio.move_on_after(ASK_TIMEOUT_S):
+            answer = await self._request(peer, SYNC.encode(SyncRequest(from_height, limit)))
         if answer is None:
             return None
         try:

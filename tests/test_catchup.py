@@ -1,0 +1,94 @@
+"""Catch-up from peers' stores: only blocks proved committed are taken, and a late node joins."""
+
+from __future__ import annotations
+
+import pathlib
+
+import trio
+
+from ordering.blocktree import CommittedTip
+from ordering.messages import Block, QuorumCert, block_hash
+from ordering.validation import MessageValidator
+from sequencer_net.catchup import verified_prefix
+from sequencer_net.genesis import create
+from sequencer_net.storage import Store
+from sequencer_net.validator import Settings, Validator
+from sequencer_net.wire import SyncedBlock
+from tests.cluster import encrypted, free_base_port, until
+from tests.factory import Net
+
+
+def chain(net: Net, rounds: list[int]) -> list[SyncedBlock]:
+    """Blocks at consecutive heights in the given rounds, each certified by a quorum."""
+    out, parent = [], net.genesis_qc
+    for r in rounds:
+        block = net.block(r, parent)
+        qc = net.qc(block)
+        out.append(SyncedBlock(block, qc, None))
+        parent = qc
+    return out
+
+
+def genesis_tip(net: Net) -> CommittedTip:
+    return CommittedTip(net.genesis_qc.block_hash, 0, 0)
+
+
+def test_only_blocks_with_a_certified_child_in_the_next_round_count_as_committed() -> None:
+    net = Net()
+    check = MessageValidator(net.committee)
+    blocks = chain(net, [1, 2, 3, 5, 7])  # 3 -> 5 and 5 -> 7 skip a round
+    proved = verified_prefix(check, genesis_tip(net), blocks)
+    assert [b.block.round for b in proved] == [1, 2]  # 2 has child 3 in round 3; 3 is unproved
+    assert verified_prefix(check, genesis_tip(net), chain(net, [1, 2, 3, 4])[:1]) == []
+
+
+def test_forged_gapped_or_foreign_blocks_stop_the_prefix() -> None:
+    net, other = Net(), Net(chain_id="another-chain")
+    check = MessageValidator(net.committee)
+    good = chain(net, [1, 2, 3, 4])
+    forged_qc = QuorumCert(good[1].certificate.vote, other.qc(good[1].block).signatures)
+    forged = [good[0], SyncedBlock(good[1].block, forged_qc, None), *good[2:]]
+    assert len(verified_prefix(check, genesis_tip(net), forged)) == 0  # 1 is unproved: 2 is bad
+    gap = [good[0], good[2], good[3]]
+    assert verified_prefix(check, genesis_tip(net), gap) == []
+    swapped = Block(2, 2, 2, good[0].certificate, b"other payload")
+    lying = [good[0], SyncedBlock(swapped, good[1].certificate, None), *good[2:]]
+    assert verified_prefix(check, genesis_tip(net), lying) == []  # certificate names another
+    tip = CommittedTip(block_hash(good[1].block), 2, 2)
+    assert [b.block.round for b in verified_prefix(check, tip, good[2:])] == [3]
+
+
+async def test_a_validator_started_late_catches_up_from_stores_and_decrypts(
+    tmp_path: pathlib.Path,
+) -> None:
+    chain_id = "catchup-test"
+    genesis, keys = create(4, chain_id=chain_id, base_port=free_base_port(4))
+    settings = Settings(base_timeout_ms=500, heartbeat_ms=50)
+    validators = [
+        Validator(genesis, k, Store(tmp_path / f"node-{k.index}.db", chain_id), settings)
+        for k in keys
+    ]
+    txs = [encrypted(genesis, "rollup-a", b"early-%d" % k) for k in range(40)]
+    async with trio.open_nursery() as nursery:
+        for v in validators[:3]:
+            await nursery.start(v.run)
+        await until(lambda: validators[0].store.committed_tip().height >= 3)
+        assert all(x.accepted for x in await validators[0].submit_many(txs))
+        await until(lambda: _opened(validators[0]) == len(txs), 60)
+        ahead = validators[0].store.committed_tip().height
+        await nursery.start(validators[3].run)  # catches up before its core starts
+        late = validators[3]
+        assert late.store.committed_tip().height >= ahead - 2  # fetched from peers' stores
+        await until(lambda: _opened(late) == len(txs), 60)
+        nursery.cancel_scope.cancel()
+    height = min(v.store.decrypted_tip() for v in validators)
+    logs = [[(b.block_hash, b.txs) for b in v.store.batches(1, height)] for v in validators]
+    assert all(log == logs[0] for log in logs)
+    opened = sorted(t.plaintext for _, txs_ in logs[0] for t in txs_)
+    assert opened == sorted(b"early-%d" % k for k in range(40))
+
+
+def _opened(v: Validator) -> int:
+    return sum(
+        t.plaintext is not None for b in v.store.batches(1, v.store.decrypted_tip()) for t in b.txs
+    )
