@@ -1,0 +1,167 @@
+"""Throughput and submit-to-decrypted latency of a real 4-process cluster on this machine.
+
+    python bench/cluster_load.py [--rates 50,100,200] [--seconds 10] [--backlog 3000]
+
+Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
+until they commit, then:
+
+1. steady load: for each rate, transactions (pre-encrypted, so the client's
+   own crypto is not in the loop) are submitted in batches every 50 ms, spread
+   over the nodes; latency is from the submit request to the moment a client
+   polling node 0's ``/v1/batches`` sees the transaction decrypted (p50/p99);
+2. saturation: a backlog submitted at once, and the time until all of it is
+   decrypted.
+
+Baseline, measured in the same run: the per-transaction crypto every node must
+do (ciphertext check + share + combine) on one core. ``ceiling`` = cores /
+(n x that cost) is what the cluster could reach if it did nothing but crypto;
+throughput is reported against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ops import cluster
+from ops.load import Tx, Watcher, make_txs, submit_batch
+from sequencer_net.genesis import load_genesis
+
+TICK_S = 0.05
+
+
+def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
+    """One node's crypto per transaction (check + own share + combine), measured now."""
+    from mev import kem
+    from mev.combine import open_batch
+    from mev.keys import deal
+    from mev.shares import _make_shares
+
+    public, shares = deal(n, (n - 1) // 3 + 1, os.urandom)
+    cts = [kem.encrypt(public, "bench", "ns", b"x" * 100, os.urandom) for _ in range(m)]
+    us, batch_id = [ct.u for ct in cts], bytes(32)
+    start = time.perf_counter()
+    for ct in cts:
+        kem.check("bench", ct)
+    own = _make_shares(shares[0], public, batch_id, us)
+    mine = time.perf_counter() - start
+    others = {s.index: _make_shares(s, public, batch_id, us) for s in shares[1 : public.threshold]}
+    start = time.perf_counter()
+    open_batch(public, "bench", batch_id, cts, {0: own, **others})
+    return (mine + time.perf_counter() - start) / m
+
+
+def steady(members: list[cluster.Member], txs: list[Tx], rate: int, seconds: float) -> dict:
+    per_tick = max(1, round(rate * TICK_S))
+    watcher = Watcher(members[0].api)
+    watcher.next_height = _decrypted(members[0]) + 1
+    sent_at: dict[bytes, float] = {}
+    start = time.monotonic()
+    k, tick = 0, 0
+    while time.monotonic() - start < seconds and k < len(txs):
+        batch = txs[k : k + per_tick]
+        node = members[tick % len(members)]
+        sent = time.monotonic()
+        statuses = submit_batch(node.api, batch)
+        for tx, status in zip(batch, statuses, strict=True):
+            if status == "pending":
+                sent_at[tx.digest] = sent
+        k += len(batch)
+        tick += 1
+        watcher.poll()
+        time.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
+    submitted_for = time.monotonic() - start
+    deadline = time.monotonic() + 60
+    while any(d not in watcher.seen for d in sent_at) and time.monotonic() < deadline:
+        watcher.poll()
+        time.sleep(0.01)
+    latencies = sorted(watcher.seen[d][0] - t for d, t in sent_at.items() if d in watcher.seen)
+    return {
+        "rate": rate,
+        "offered": len(sent_at) / submitted_for,
+        "decrypted": len(latencies),
+        "lost": len(sent_at) - len(latencies),
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+    }
+
+
+def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict:
+    watcher = Watcher(members[0].api)
+    watcher.next_height = _decrypted(members[0]) + 1
+    start = time.monotonic()
+    for k in range(0, len(txs), 250):
+        submit_batch(members[(k // 250) % len(members)].api, txs[k : k + 250])
+    submitted = time.monotonic() - start
+    digests = {tx.digest for tx in txs}
+    deadline = time.monotonic() + 300
+    while not digests <= watcher.seen.keys() and time.monotonic() < deadline:
+        watcher.poll()
+        time.sleep(0.02)
+    took = time.monotonic() - start
+    done = len(digests & watcher.seen.keys())
+    return {"backlog": len(txs), "decrypted": done, "seconds": took, "submit_s": submitted}
+
+
+def _decrypted(member: cluster.Member) -> int:
+    status = cluster.node_status(member)
+    return 0 if status is None else int(status["decrypted_height"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--rates", default="50,100,200,400")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--backlog", type=int, default=3000)
+    parser.add_argument("--base-port", type=int, default=47100)
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+
+    per_tx = crypto_cost_per_tx_s(args.nodes)
+    cores = os.cpu_count() or 1
+    ceiling = cores / (args.nodes * per_tx)
+    print(
+        f"baseline: {per_tx * 1e6:.0f} us crypto per tx per node on one core; "
+        f"crypto-only ceiling for n={args.nodes} on {cores} cores: {ceiling:.0f} tx/s"
+    )
+
+    directory = Path(tempfile.mkdtemp(prefix="seqnet-bench-"))
+    from sequencer_net.cli import main as seqnet
+
+    seqnet(["keygen", "--nodes", str(args.nodes), "--dir", str(directory),
+            "--base-port", str(args.base_port)])  # fmt: skip
+    procs = cluster.start(directory, "warning")
+    try:
+        cluster.wait_until_committing(directory, procs, 60)
+        members = cluster.members(directory)
+        genesis = load_genesis(directory / "genesis.json")
+        need = sum(int(r * args.seconds) + 10 for r in rates) + args.backlog
+        print(f"encrypting {need} transactions ...", flush=True)
+        pool = make_txs(genesis, need, genesis.namespaces)
+        print("| offered tx/s | decrypted | lost | p50 ms | p99 ms |")
+        print("|---|---|---|---|---|")
+        for rate in rates:
+            txs, pool = pool[: int(rate * args.seconds) + 10], pool[int(rate * args.seconds) + 10 :]
+            r = steady(members, txs, rate, args.seconds)
+            print(f"| {r['offered']:.0f} | {r['decrypted']} | {r['lost']} | "
+                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |", flush=True)  # fmt: skip
+        s = saturation(members, pool[: args.backlog])
+        tps = s["decrypted"] / s["seconds"]
+        print(f"saturation: {s['decrypted']}/{s['backlog']} decrypted in {s['seconds']:.1f} s "
+              f"(submitted in {s['submit_s']:.1f} s): {tps:.0f} tx/s = "
+              f"{tps / ceiling:.2f} x the crypto-only ceiling")  # fmt: skip
+    finally:
+        codes = cluster.stop_procs(procs)
+        print(f"nodes stopped (exit codes {codes}); logs in {directory}")
+
+
+if __name__ == "__main__":
+    main()
