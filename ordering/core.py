@@ -118,17 +118,22 @@ class Restored:
 
     safety: SafetyState
     tip: CommittedTip
+    blocks: tuple[tuple[bytes, Block], ...] = ()  # voted for, above the tip, by height
 
     @classmethod
     def from_disk(
-        cls, chain_id: str, safety: SafetyState | None, tip: CommittedTip
+        cls,
+        chain_id: str,
+        safety: SafetyState | None,
+        tip: CommittedTip,
+        blocks: tuple[tuple[bytes, Block], ...] = (),
     ) -> Restored | None:
         """None for a node that never persisted anything; else its state (a node may
         have committed blocks before it ever signed, so a missing safety state means
         "voted nowhere, knows only the genesis QC")."""
         if safety is None and tip.height == 0:
             return None
-        return cls(safety or SafetyState(0, genesis_qc(chain_id)), tip)
+        return cls(safety or SafetyState(0, genesis_qc(chain_id)), tip, blocks)
 
 
 # Committed blocks replayed into a restarted payload app, so it knows what is final.
@@ -155,6 +160,10 @@ class ConsensusCore:
         self.safety = restored.safety
         self._persisted = restored.safety
         self.tree = BlockTree(chain_id, restored.tip, self.config.retention)
+        for digest, block in restored.blocks:
+            if block.height > restored.tip.height:
+                self.tree.insert(digest, block)
+        self._persisted_block = b""
         start = max(restored.safety.high_qc.round, restored.tip.round) + 1
         self.pacemaker = Pacemaker(self.config.pacemaker, round=start)
         self.last_tc: TimeoutCert | None = None
@@ -239,7 +248,7 @@ class ConsensusCore:
         chain_id = self.committee.chain_id
         vote = self._key.sign_own(data, chain_id, self.me)
         self._last_vote = vote
-        self._persist()
+        self._persist(data.block_hash)
         next_leader = leader_of(data.round + 1, self.committee.n)
         if next_leader == self.me:
             self._on_vote(self.me, vote)
@@ -266,7 +275,7 @@ class ConsensusCore:
         signed = self._key.sign(ProposalData(round_, digest), self.committee.chain_id, self.me)
         self.tree.insert(digest, block)
         self.safety = after_vote(self.safety, round_)
-        self._persist()  # proposing is voting: never propose twice in a round
+        self._persist(digest)  # proposing is voting: never propose twice in a round
         self._emit(Broadcast(Proposal(block, tc, signed)))
         self._send_vote(VoteData(digest, round_, block.height))
         return None
@@ -451,10 +460,16 @@ class ConsensusCore:
     def _is_in_window(self, round_: int) -> bool:
         return round_ <= self.round + self.config.future_round_window
 
-    def _persist(self) -> None:
-        if self.safety != self._persisted:
+    def _persist(self, voted: bytes | None = None) -> None:
+        """Ask for the safety state (and the block just voted for) to be made durable."""
+        block = self.tree.get(voted) if voted and voted != self._persisted_block else None
+        if self.safety != self._persisted or block is not None:
             self._persisted = self.safety
-            self._emit(Persist(self.safety))
+            blocks: tuple[tuple[bytes, Block], ...] = ()
+            if voted is not None and block is not None:
+                self._persisted_block = voted
+                blocks = ((voted, block),)
+            self._emit(Persist(self.safety, blocks))
 
     def _reject(self, sender: int, reason: str, detail: str) -> None:
         self._emit(Rejected(sender, reason, detail))

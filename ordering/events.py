@@ -117,9 +117,15 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Durably store the safety state; complete it before the next send."""
+    """Durably store the safety state (and the block voted for); complete it before sending.
+
+    Storing the block matters when every validator restarts at once: a
+    certified block that is not committed yet lives only in memory, and the
+    next leader must extend it. Its 2f+1 voters stored it, so peers can serve it.
+    """
 
     state: SafetyState
+    blocks: tuple[tuple[bytes, Block], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

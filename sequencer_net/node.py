@@ -169,8 +169,8 @@ class Node:
     async def _execute(self, actions: list[Action]) -> None:
         for action in actions:
             match action:
-                case Persist(state):
-                    await trio.to_thread.run_sync(self.store.save_safety, state)
+                case Persist(state, blocks):
+                    await trio.to_thread.run_sync(self.store.save_safety, state, blocks)
                 case Commit():
                     await trio.to_thread.run_sync(self.store.append_commit, action)
                     self._committed(action)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -36,7 +36,7 @@ from sequencer_net.codec import DecodeError
 from sequencer_net.wire import DecryptedBatch
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL);
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     block BLOB NOT NULL,
     certificate BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS voted (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, block BLOB);
 CREATE TABLE IF NOT EXISTS batches (height INTEGER PRIMARY KEY, batch BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
     digest BLOB PRIMARY KEY,
@@ -125,11 +126,24 @@ class Store:
     # ------------------------------------------------------------ safety state
 
     @_locked
-    def save_safety(self, state: SafetyState) -> None:
-        """Durably replace the safety state (returns once it is on disk)."""
+    def save_safety(self, state: SafetyState, blocks: Sequence[tuple[bytes, Block]] = ()) -> None:
+        """Durably replace the safety state and keep the blocks voted for (one transaction)."""
         data = codec.encode(state)
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO safety VALUES (1, ?)", (data,))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO voted VALUES (?, ?, ?)",
+                [(digest, b.height, codec.encode(b)) for digest, b in blocks],
+            )
+
+    @_locked
+    def voted_blocks(self) -> tuple[tuple[bytes, Block], ...]:
+        """Blocks voted for above the committed tip, by height (for a restart)."""
+        rows = self._db.execute("SELECT hash, height, block FROM voted ORDER BY height").fetchall()
+        return tuple(
+            (bytes(digest), self._decode(Block, block, f"voted block {height}"))
+            for digest, height, block in rows
+        )
 
     @_locked
     def load_safety(self) -> SafetyState | None:
@@ -155,6 +169,7 @@ class Store:
                 "INSERT INTO blocks VALUES (?, ?, ?, ?)",
                 (block.height, digest, codec.encode(block), codec.encode(commit.certificate)),
             )
+            self._db.execute("DELETE FROM voted WHERE height <= ?", (block.height,))
 
     @_locked
     def committed_tip(self) -> CommittedTip:
@@ -251,7 +266,9 @@ class Store:
     @_locked
     def restored(self) -> Restored | None:
         """What the consensus core restarts from, or None for a fresh node."""
-        return Restored.from_disk(self.chain_id, self.load_safety(), self.committed_tip())
+        return Restored.from_disk(
+            self.chain_id, self.load_safety(), self.committed_tip(), self.voted_blocks()
+        )
 
     def _decode(self, cls: type[T], data: bytes, what: str) -> T:
         try:

@@ -74,7 +74,7 @@ def test_checker_catches_a_broken_vote_rule(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_checker_catches_signing_without_persisting(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mutation check: if safety state never reaches disk, a restarted node votes again."""
-    monkeypatch.setattr("ordering.core.ConsensusCore._persist", lambda self: None)
+    monkeypatch.setattr("ordering.core.ConsensusCore._persist", lambda self, voted=None: None)
     results: list[RunResult] = []
     for seed in range(40):
         results.append(simulate(draw(seed, 4, 1, FaultSpec.parse("crash,partition,twins"))))

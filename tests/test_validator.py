@@ -60,3 +60,29 @@ async def test_transactions_are_ordered_decrypted_and_stored_identically(
 
 def _decrypted_count(v: Validator) -> int:
     return sum(len(b.txs) for b in v.store.batches(1, v.store.decrypted_tip()))
+
+
+async def test_the_whole_committee_restarts_at_once_and_continues(tmp_path: pathlib.Path) -> None:
+    """Certified but uncommitted blocks survive a full restart (they are stored when voted)."""
+    validators = make_validators(tmp_path, "restart-all")
+    async with trio.open_nursery() as nursery:
+        for v in validators:
+            await nursery.start(v.run)
+        await until(lambda: min(v.store.committed_tip().height for v in validators) >= 5)
+        nursery.cancel_scope.cancel()
+    stopped_at = max(v.store.committed_tip().height for v in validators)
+    genesis, settings = validators[0].genesis, validators[0].settings
+    for v in validators:
+        v.store.close()
+    again = [
+        Validator(genesis, v.keys, Store(v.store.path, genesis.chain_id), settings)
+        for v in validators
+    ]
+    async with trio.open_nursery() as nursery:
+        for v in again:
+            await nursery.start(v.run)
+        await until(lambda: min(v.store.committed_tip().height for v in again) >= stopped_at + 5)
+        nursery.cancel_scope.cancel()
+    height = min(v.store.committed_tip().height for v in again)
+    chains = [[c.block_hash for c in v.store.commits(1, height)] for v in again]
+    assert all(chain == chains[0] for chain in chains)

@@ -62,6 +62,7 @@ class Disk:
 
     safety: SafetyState | None = None
     log: list[Commit] = field(default_factory=list)
+    voted: dict[bytes, Block] = field(default_factory=dict)
 
 
 class SimNode:
@@ -94,7 +95,8 @@ class SimNode:
         if disk.log:
             last = disk.log[-1]
             tip = CommittedTip(last.block_hash, last.block.height, last.block.round)
-        return Restored.from_disk(committee.chain_id, disk.safety, tip)
+        voted = sorted(disk.voted.items(), key=lambda item: item[1].height)
+        return Restored.from_disk(committee.chain_id, disk.safety, tip, tuple(voted))
 
     def receive(self, sender: int, data: bytes) -> list[Action]:
         """Decode, validate and handle one message; count and drop what is bad."""
@@ -124,5 +126,8 @@ class SimNode:
         """Carry out the disk part of an action (the engine does the network part)."""
         if isinstance(action, Persist):
             self.disk.safety = action.state
+            self.disk.voted.update(action.blocks)
         elif isinstance(action, Commit):
             self.disk.log.append(action)
+            height = action.block.height
+            self.disk.voted = {d: b for d, b in self.disk.voted.items() if b.height > height}
