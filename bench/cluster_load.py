@@ -25,8 +25,12 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,10 +62,59 @@ def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
     return (mine + time.perf_counter() - start) / m
 
 
+class Poller:
+    """Polls node 0's decrypted batches every 5 ms in a thread (latency resolution)."""
+
+    def __init__(self, member: cluster.Member) -> None:
+        self.watcher = Watcher(member.api)
+        self.watcher.next_height = _decrypted(member) + 1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.watcher.poll()
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def node_histogram(member: cluster.Member) -> dict[float, float]:
+    """Cumulative bucket counts of seqnet_submit_to_decrypt_seconds (all namespaces)."""
+    text = urllib.request.urlopen(f"http://{member.metrics}/metrics", timeout=5).read().decode()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "seqnet_submit_to_decrypt_seconds_bucket":
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+    return buckets
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The q-quantile of what was observed between two scrapes (linear within a bucket)."""
+    edges = sorted(after)
+    counts = [after[e] - before.get(e, 0.0) for e in edges]
+    total = counts[-1]
+    if total <= 0:
+        return float("nan")
+    target, lower, below = q * total, 0.0, 0.0
+    for edge, count in zip(edges, counts, strict=True):
+        if count >= target:
+            if edge == float("inf"):
+                return lower
+            return lower + (edge - lower) * (target - below) / max(count - below, 1e-9)
+        lower, below = edge, count
+    return lower
+
+
 def steady(members: list[cluster.Member], txs: list[Tx], rate: int, seconds: float) -> dict:
     per_tick = max(1, round(rate * TICK_S))
-    watcher = Watcher(members[0].api)
-    watcher.next_height = _decrypted(members[0]) + 1
+    poller = Poller(members[0])
+    hist_before = node_histogram(members[0])
     sent_at: dict[bytes, float] = {}
     start = time.monotonic()
     k, tick = 0, 0
@@ -75,14 +128,15 @@ def steady(members: list[cluster.Member], txs: list[Tx], rate: int, seconds: flo
                 sent_at[tx.digest] = sent
         k += len(batch)
         tick += 1
-        watcher.poll()
         time.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
     submitted_for = time.monotonic() - start
     deadline = time.monotonic() + 60
-    while any(d not in watcher.seen for d in sent_at) and time.monotonic() < deadline:
-        watcher.poll()
-        time.sleep(0.01)
-    latencies = sorted(watcher.seen[d][0] - t for d, t in sent_at.items() if d in watcher.seen)
+    seen = poller.watcher.seen
+    while any(d not in seen for d in sent_at) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    poller.stop()
+    hist_after = node_histogram(members[0])
+    latencies = sorted(seen[d][0] - t for d, t in sent_at.items() if d in seen)
     return {
         "rate": rate,
         "offered": len(sent_at) / submitted_for,
@@ -90,12 +144,14 @@ def steady(members: list[cluster.Member], txs: list[Tx], rate: int, seconds: flo
         "lost": len(sent_at) - len(latencies),
         "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+        "node_p50_ms": 1000 * quantile(hist_before, hist_after, 0.5),
+        "node_p99_ms": 1000 * quantile(hist_before, hist_after, 0.99),
     }
 
 
 def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict:
-    watcher = Watcher(members[0].api)
-    watcher.next_height = _decrypted(members[0]) + 1
+    poller = Poller(members[0])
+    watcher = poller.watcher
     start = time.monotonic()
     for k in range(0, len(txs), 250):
         submit_batch(members[(k // 250) % len(members)].api, txs[k : k + 250])
@@ -103,8 +159,8 @@ def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict:
     digests = {tx.digest for tx in txs}
     deadline = time.monotonic() + 300
     while not digests <= watcher.seen.keys() and time.monotonic() < deadline:
-        watcher.poll()
         time.sleep(0.02)
+    poller.stop()
     took = time.monotonic() - start
     done = len(digests & watcher.seen.keys())
     return {"backlog": len(txs), "decrypted": done, "seconds": took, "submit_s": submitted}
@@ -146,13 +202,15 @@ def main() -> None:
         need = sum(int(r * args.seconds) + 10 for r in rates) + args.backlog
         print(f"encrypting {need} transactions ...", flush=True)
         pool = make_txs(genesis, need, genesis.namespaces)
-        print("| offered tx/s | decrypted | lost | p50 ms | p99 ms |")
-        print("|---|---|---|---|---|")
+        print("| offered tx/s | decrypted | lost | client p50 ms | client p99 ms "
+              "| node 0 p50 ms | node 0 p99 ms |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
         for rate in rates:
             txs, pool = pool[: int(rate * args.seconds) + 10], pool[int(rate * args.seconds) + 10 :]
             r = steady(members, txs, rate, args.seconds)
             print(f"| {r['offered']:.0f} | {r['decrypted']} | {r['lost']} | "
-                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |", flush=True)  # fmt: skip
+                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['node_p50_ms']:.0f} | "
+                  f"{r['node_p99_ms']:.0f} |", flush=True)  # fmt: skip
         s = saturation(members, pool[: args.backlog])
         tps = s["decrypted"] / s["seconds"]
         print(f"saturation: {s['decrypted']}/{s['backlog']} decrypted in {s['seconds']:.1f} s "

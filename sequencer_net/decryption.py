@@ -23,6 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from logging import DEBUG
 
 import trio
 
@@ -37,6 +38,7 @@ from ordering.fair.app import FairPayload
 from ordering.validation import MessageValidator
 from sequencer_net import codec
 from sequencer_net.codec import DecodeError
+from sequencer_net.logs import event
 from sequencer_net.metrics import NodeMetrics
 from sequencer_net.storage import Store
 from sequencer_net.wire import SHARES, DecryptedBatch, DecryptedTx
@@ -125,7 +127,9 @@ class DecryptionService:
             return
         result = await self._decrypt(batch)
         await trio.to_thread.run_sync(self.store.save_batch, result)
-        self.metrics.commit_to_decrypt.observe(time.monotonic() - committed_at)
+        took = time.monotonic() - committed_at
+        self.metrics.commit_to_decrypt.observe(took)
+        event(log, "decrypted", DEBUG, height=result.height, txs=len(result.txs), ms=took * 1000)
         self._shares.pop(batch.batch_id, None)
         self._on_decrypted(result)
 

@@ -16,6 +16,7 @@ it admits, so a transaction that reached one honest validator reaches all.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from sequencer_net.wire import TX, TxBatch
 
 RELAY_TICK_S = 0.005
 MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused
+REMEMBER_CHECKED = 200_000  # digests whose proof we checked, so decryption need not redo it
 
 Post = Callable[[int, bytes], None]  # (peer, frame) -> queued for that peer
 
@@ -61,6 +63,7 @@ class TxIngress:
         self._in_check: set[bytes] = set()
         self._wake = trio.Event()
         self._outgoing: list[tuple[bytes, int | None]] = []
+        self._checked: OrderedDict[bytes, None] = OrderedDict()
 
     # ------------------------------------------------------------ inputs
 
@@ -131,10 +134,20 @@ class TxIngress:
         item.verdict = self._count(verdict, item.source)
         item.done.set()
         if verdict.accepted:
+            self._remember_checked(digest)
             self._outgoing.append((item.data, item.source))
             self._on_admitted(digest, item.ct)
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+
+    def _remember_checked(self, digest: bytes) -> None:
+        self._checked[digest] = None
+        if len(self._checked) > REMEMBER_CHECKED:
+            self._checked.popitem(last=False)
+
+    def was_checked(self, digest: bytes) -> bool:
+        """Its proof passed here (it may have left the mempool since, by commit)."""
+        return digest in self._checked
 
     async def relay_loop(self) -> None:
         """Every tick, one ``TxBatch`` per peer with what it has not sent us."""

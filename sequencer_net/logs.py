@@ -41,7 +41,9 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("libp2p").propagate = True
+    libp2p = logging.getLogger("libp2p")
+    libp2p.propagate = True
+    libp2p.setLevel(max(root.level, logging.WARNING))  # its debug/info output drowns ours
 
 
 def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:

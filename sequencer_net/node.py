@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from logging import DEBUG
 from typing import Any
 
 import trio
@@ -35,12 +36,13 @@ from ordering.events import (
     TimerFired,
     Wakeup,
 )
-from ordering.messages import CONSENSUS, Timeout
+from ordering.messages import CONSENSUS, Proposal, Timeout
 from ordering.pacemaker import PacemakerConfig
 from ordering.validation import Invalid, MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL
 from sequencer_net.codec import DecodeError
 from sequencer_net.committee import Committee
+from sequencer_net.logs import event
 from sequencer_net.metrics import NodeMetrics
 from sequencer_net.signing import SigningKey
 from sequencer_net.storage import Store
@@ -180,6 +182,10 @@ class Node:
                     data = CONSENSUS.encode(message)
                     if isinstance(message, Timeout):
                         self.metrics.timeouts.inc()
+                    elif isinstance(message, Proposal):
+                        block = message.block
+                        event(log, "proposed", DEBUG, height=block.height, round=block.round,
+                              bytes=len(block.payload))  # fmt: skip
                     for peer in self.outboxes.peers:
                         self.outboxes.post(peer, data, CONSENSUS_PROTOCOL)
                 case ResetTimer(round_, duration_ms):
@@ -189,6 +195,7 @@ class Node:
         self._observe_core()
 
     def _committed(self, commit: Commit) -> None:
+        event(log, "committed", DEBUG, height=commit.block.height, round=commit.block.round)
         self.commits += 1
         self.last_commit_at = time.time()
         self.metrics.blocks.inc()

@@ -202,9 +202,9 @@ class Validator:
             self.node.wakeup()
 
     def _was_checked(self, ct: Ciphertext) -> bool:
-        """Admitted here (proof checked on admission), else check it now."""
+        """Checked on admission here (the usual case), else check it now."""
         return ct.namespace in self.genesis.namespaces and (
-            kem.digest(ct) in self.mempool or is_well_formed(self.genesis.chain_id, ct)
+            self.ingress.was_checked(kem.digest(ct)) or is_well_formed(self.genesis.chain_id, ct)
         )
 
     def _on_commit(self, commit: Commit) -> None:
