@@ -171,6 +171,10 @@ class EncryptedMempool:
     def __contains__(self, digest: bytes) -> bool:
         return digest in self._entries
 
+    def digests(self) -> list[bytes]:
+        """Everything waiting, oldest first."""
+        return list(self._entries)
+
     def get(self, digest: bytes) -> Entry | None:
         return self._entries.get(digest)
 

@@ -105,9 +105,15 @@ class CatchUp:
     """Fetches what peers committed beyond our tip into our store."""
 
     def __init__(
-        self, validator: MessageValidator, store: Store, peers: list[int], request: Request
+        self,
+        validator: MessageValidator,
+        store: Store,
+        peers: list[int],
+        request: Request,
+        on_commit: Callable[[Commit], None] = lambda commit: None,
     ) -> None:
         self.validator, self.store, self.peers, self._request = validator, store, peers, request
+        self._on_commit = on_commit
         self.batches: dict[int, DecryptedBatch] = {}  # peers' opened batches, for their keys
         self.rejected = 0
         self._turn = 0
@@ -138,8 +144,23 @@ class CatchUp:
             log.info("caught up %d blocks; tip %d", added, self.store.committed_tip().height)
         return added
 
-    async def _collect(self, peer: int, from_height: int, into: list[list[SyncedBlock]]) -> None:
-        blocks = await self._ask(peer, from_height, MAX_SYNC_BLOCKS)
+    async def peers_ahead(self) -> bool:
+        """Whether some peer proves a commit above our tip (without taking anything)."""
+        tip = self.store.committed_tip()
+        answers: list[list[SyncedBlock]] = []
+        async with trio.open_nursery() as nursery:
+            for peer in self.peers:
+                nursery.start_soon(self._collect, peer, tip.height + 1, answers, 2)
+        return any(verified_prefix(self.validator, tip, blocks) for blocks in answers)
+
+    async def _collect(
+        self,
+        peer: int,
+        from_height: int,
+        into: list[list[SyncedBlock]],
+        limit: int = MAX_SYNC_BLOCKS,
+    ) -> None:
+        blocks = await self._ask(peer, from_height, limit)
         if blocks:
             into.append(blocks)
 
@@ -149,6 +170,7 @@ class CatchUp:
             await trio.to_thread.run_sync(self.store.append_commit, commit)
             if item.batch is not None:
                 self.batches[item.block.height] = item.batch
+            self._on_commit(commit)
 
     async def batch_from_peers(self, height: int) -> DecryptedBatch | None:
         """Some peer's opened batch for ``height`` (to be checked by the caller)."""

@@ -20,6 +20,7 @@ its ciphertext, so a lying peer is caught and another one is asked).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -74,7 +75,8 @@ class DecryptionService:
         self.decryptor, self.validator, self.store = decryptor, validator, store
         self.peers, self._post, self._fetch_batch = peers, post, fetch_batch
         self.metrics, self._is_checked, self._on_decrypted = metrics, is_checked, on_decrypted
-        self._commits_in, self._commits = trio.open_memory_channel[Commit](10_000)
+        # unbounded: a catch-up may queue thousands of commits at once (small objects)
+        self._commits_in, self._commits = trio.open_memory_channel[Commit](math.inf)
         self._shares: OrderedDict[bytes, dict[int, ShareBatch]] = OrderedDict()
         self._arrived = trio.Event()
         self._latest = 0  # highest height committed

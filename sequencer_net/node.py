@@ -101,6 +101,7 @@ class Node:
         outboxes: Outboxes,
         base_timeout_ms: int = 1000,
         *,
+        retention: int = 1024,
         metrics: NodeMetrics | None = None,
         on_commit: Callable[[Commit], None] | None = None,
         before_event: Callable[[], None] | None = None,
@@ -108,7 +109,9 @@ class Node:
         self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes
         self.metrics = metrics or NodeMetrics()
         self._on_commit, self._before_event = on_commit, before_event
-        config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
+        config = CoreConfig(
+            pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms), retention=retention
+        )
         first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
         for commit in store.commits(first, APP_REPLAY_COMMITS):
             app.on_commit(commit.block, commit.block_hash)  # what the app knew was final
@@ -119,6 +122,7 @@ class Node:
         self._wakeup_queued = False
         self.commits = 0
         self.last_commit_at = 0.0
+        self.started_at = time.time()
         self._last_tc_round = 0
 
     # ------------------------------------------------------------ inputs

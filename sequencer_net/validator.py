@@ -40,6 +40,7 @@ from sequencer_net.codec import DecodeError
 from sequencer_net.decryption import DecryptionService
 from sequencer_net.genesis import Genesis, NodeKeys
 from sequencer_net.ingress import TxIngress, now_ms
+from sequencer_net.logs import event
 from sequencer_net.metrics import NodeMetrics
 from sequencer_net.node import Node, Outboxes
 from sequencer_net.storage import Store
@@ -48,6 +49,7 @@ from sequencer_net.wire import DecryptedBatch
 log = logging.getLogger("seqnet.validator")
 HEARTBEAT_MS = 250
 MAX_TRACKED = 100_000  # local submissions whose latency we still measure
+STALLED_S = 5.0  # no commit for this long: ask peers' stores whether we fell behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class Settings:
     listen: str | None = None
     api: str | None = None  # host:port of the HTTP API
     metrics: str | None = None  # host:port of /metrics
+    retention: int = 1024  # committed blocks kept in memory to serve peers' block requests
 
 
 class Validator:
@@ -89,17 +92,9 @@ class Validator:
             self._admitted,
             self.metrics,
         )
-        policy = make_policy(settings.policy, committee.n, committee.f)
-        self.app = FairOrderingApp(
-            committee,
-            me,
-            keys.signing_key,
-            policy,
-            bodies=self.ingress,
-            heartbeat_ms=settings.heartbeat_ms,
-        )
+        self.app = self._new_app()
         checker = MessageValidator(committee)
-        self.catchup = CatchUp(checker, store, self.peers, self.host.request)
+        self.catchup = CatchUp(checker, store, self.peers, self.host.request, self._on_commit)
         self.decryption = DecryptionService(
             Decryptor(keys.key_share, genesis.threshold_key, genesis.chain_id),
             checker,
@@ -119,6 +114,17 @@ class Validator:
 
     # ------------------------------------------------------------ running
 
+    def _new_app(self) -> FairOrderingApp:
+        committee = self.committee
+        return FairOrderingApp(
+            committee,
+            self.me,
+            self.keys.signing_key,
+            make_policy(self.settings.policy, committee.n, committee.f),
+            bodies=self.ingress,
+            heartbeat_ms=self.settings.heartbeat_ms,
+        )
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``started`` once the core runs and the API listens."""
         from sequencer_net.api import build_app, metrics_app, serve_http
@@ -134,11 +140,41 @@ class Validator:
             nursery.start_soon(self.ingress.check_loop)
             nursery.start_soon(self.ingress.relay_loop)
             await self.catchup.run()
-            self.node = self._build_node()
-            await nursery.start(self.node.run)
+            await nursery.start(self._run_consensus)
             nursery.start_soon(self.decryption.run)
             nursery.start_soon(self._heartbeat)
             task_status.started()
+
+    async def _run_consensus(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The consensus driver; rebuilt from the store when the node fell too far behind.
+
+        Peers keep only the last ``retention`` committed blocks in memory for the
+        core's block sync. A node cut off for longer cannot fetch its way back
+        that way, so when it has not committed for ``STALLED_S`` it asks its
+        peers' stores; if they had more, it rejoins like a restarted node.
+        """
+        while True:
+            self.node = self._build_node()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.node.run)
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                await self._until_fallen_behind()
+                nursery.cancel_scope.cancel()
+            await self.catchup.run()  # the old core is stopped: nothing else appends now
+            self.app = self._new_app()
+            for digest in self.mempool.digests():
+                self.app.on_transaction(digest, now_ms())
+            event(log, "rejoining", height=self.store.committed_tip().height)
+
+    async def _until_fallen_behind(self) -> None:
+        while True:
+            await trio.sleep(STALLED_S / 2)
+            node = self.node
+            if node is None or time.time() - max(node.last_commit_at, node.started_at) < STALLED_S:
+                continue
+            if await self.catchup.peers_ahead():
+                return
 
     def _build_node(self) -> Node:
         tip = self.store.committed_tip().height
@@ -155,6 +191,7 @@ class Validator:
             self.store,
             self.outboxes,
             self.settings.base_timeout_ms,
+            retention=self.settings.retention,
             metrics=self.metrics,
             on_commit=self._on_commit,
             before_event=lambda: self.app.observe_time(now_ms()),

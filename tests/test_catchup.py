@@ -92,3 +92,36 @@ def _opened(v: Validator) -> int:
     return sum(
         t.plaintext is not None for b in v.store.batches(1, v.store.decrypted_tip()) for t in b.txs
     )
+
+
+async def test_a_running_validator_cut_off_past_the_peers_memory_rejoins_from_their_stores(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Peers keep 8 committed blocks in memory here; the cut-off node misses 30."""
+    chain_id = "rejoin-test"
+    genesis, keys = create(4, chain_id=chain_id, base_port=free_base_port(4))
+    settings = Settings(base_timeout_ms=500, heartbeat_ms=50, retention=8)
+    validators = [
+        Validator(genesis, k, Store(tmp_path / f"node-{k.index}.db", chain_id), settings)
+        for k in keys
+    ]
+    cut_off = validators[3]
+    async with trio.open_nursery() as nursery:
+        for v in validators:
+            await nursery.start(v.run)
+        await until(lambda: cut_off.store.committed_tip().height >= 3)
+        deliver = cut_off.host._on_frame
+
+        async def drop(protocol: str, sender: int, data: bytes) -> None:
+            return None
+
+        cut_off.host._on_frame = drop  # its inbound traffic is lost (a one-way partition)
+        behind = cut_off.store.committed_tip().height
+        await until(lambda: validators[0].store.committed_tip().height >= behind + 30, 60)
+        cut_off.host._on_frame = deliver
+        target = validators[0].store.committed_tip().height
+        await until(lambda: cut_off.store.committed_tip().height >= target + 3, 60)
+        nursery.cancel_scope.cancel()
+    height = min(v.store.committed_tip().height for v in validators)
+    chains = [[c.block_hash for c in v.store.commits(1, height)] for v in validators]
+    assert all(chain == chains[0] for chain in chains)
