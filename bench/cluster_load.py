@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--rates", default="50,100,200,400")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--backlog", type=int, default=3000)
-    parser.add_argument("--base-port", type=int, default=47100)
+    parser.add_argument("--base-port", type=int, default=27100)  # not ephemeral
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 

@@ -25,7 +25,7 @@ from sequencer_net.storage import Store
 def free_base_port(count: int, spacing: tuple[int, ...] = (0,)) -> int:
     """A base port with ``count`` free consecutive ports at each offset in ``spacing``."""
     for _ in range(100):
-        base = random.randrange(20_000, 38_000)
+        base = random.randrange(20_000, 29_000)  # below the ephemeral range (32768+)
         try:
             for offset in spacing:
                 for port in range(base + offset, base + offset + count):
