@@ -51,6 +51,32 @@ OnFrame = Callable[[str, int, bytes], Awaitable[None]]
 ServeRequest = Callable[[bytes], Awaitable[bytes | None]]
 
 
+MAX_CONNECTIONS = 64  # validators plus a bounded number of subscribers and syncing peers
+TIMEOUT_S = 5.0
+
+
+def connection_limits() -> ConnectionConfig:
+    """py-libp2p's defaults, made explicit and tightened for a small committee.
+
+    One connection per peer (also avoids the 250 ms dial delay); no
+    auto-connector (its default low watermark of 100 re-dials every known peer
+    every 30 s); a hard cap on connections with pruning only at the cap; 5 s
+    for dials, upgrades and protocol negotiation instead of 10.
+    """
+    return ConnectionConfig(
+        max_connections=MAX_CONNECTIONS,
+        max_connections_per_peer=1,
+        min_connections=0,
+        low_watermark=0,
+        high_watermark=MAX_CONNECTIONS,
+        dial_timeout=TIMEOUT_S,
+        inbound_upgrade_timeout=TIMEOUT_S,
+        outbound_upgrade_timeout=TIMEOUT_S,
+        outbound_stream_protocol_negotiation_timeout=TIMEOUT_S,
+        inbound_stream_protocol_negotiation_timeout=TIMEOUT_S,
+    )
+
+
 class ValidatorHost:
     """One validator's host; ``peers[i]`` is validator i's (peer id, multiaddr)."""
 
@@ -69,7 +95,7 @@ class ValidatorHost:
         self.host = new_host(
             key_pair=key_pair,
             sec_opt={NOISE_PROTOCOL_ID: noise},  # Noise only: never plaintext
-            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            connection_config=connection_limits(),
             listen_addrs=[multiaddr.Multiaddr(listen)],
         )
         self.me, self._on_frame, self._listen = me, on_frame, listen
