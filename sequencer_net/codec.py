@@ -139,9 +139,16 @@ def _variadic_tuple_converter(inner: _Converter, limit: int) -> _Converter:
     def to_plain(v: Any) -> Any:
         return [inner.to_plain(x) for x in v]
 
+    item_from = inner.from_plain
+
     def from_plain(v: Any, path: str) -> Any:
         items = _list_of(v, path, limit)
-        return tuple(inner.from_plain(x, f"{path}[{i}]") for i, x in enumerate(items))
+        try:
+            return tuple([item_from(x, path) for x in items])  # no per-item path strings
+        except DecodeError:
+            for i, x in enumerate(items):  # name the offending item exactly
+                item_from(x, f"{path}[{i}]")
+            raise
 
     return _Converter(to_plain, from_plain)
 
@@ -150,14 +157,18 @@ def _fixed_tuple_converter(inners: Sequence[_Converter]) -> _Converter:
     def to_plain(v: Any) -> Any:
         return [c.to_plain(x) for c, x in zip(inners, v, strict=True)]
 
+    froms = [c.from_plain for c in inners]
+
     def from_plain(v: Any, path: str) -> Any:
         items = _list_of(v, path, len(inners))
-        if len(items) != len(inners):
+        if len(items) != len(froms):
             _fail(path, f"expected {len(inners)} items, got {len(items)}")
-        return tuple(
-            c.from_plain(x, f"{path}[{i}]")
-            for i, (c, x) in enumerate(zip(inners, items, strict=True))
-        )
+        try:
+            return tuple([f(x, path) for f, x in zip(froms, items, strict=True)])
+        except DecodeError:
+            for i, (f, x) in enumerate(zip(froms, items, strict=True)):
+                f(x, f"{path}[{i}]")
+            raise
 
     return _Converter(to_plain, from_plain)
 
@@ -176,9 +187,14 @@ def _dataclass_converter(cls: type, typevars: dict[Any, Any]) -> _Converter:
     def from_plain(v: Any, path: str) -> Any:
         if type(v) is not dict:
             _fail(path, f"expected map for {cls.__name__}, got {type(v).__name__}")
-        if any(type(k) is not int for k in v) or v.keys() != expected:
+        if v.keys() != expected or any(type(k) is not int for k in v):
             _fail(path, f"{cls.__name__} fields {sorted(map(str, v))} != {keys}")
-        kwargs = {name: c.from_plain(v[k], f"{path}.{name}") for k, name, c in plan}
+        try:
+            kwargs = {name: c.from_plain(v[k], path) for k, name, c in plan}
+        except DecodeError:
+            for k, name, c in plan:  # name the offending field exactly
+                c.from_plain(v[k], f"{path}.{name}")
+            raise
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:  # __post_init__ invariants

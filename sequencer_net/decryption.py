@@ -53,10 +53,10 @@ Post = Callable[[int, bytes], None]
 FetchBatch = Callable[[int], Awaitable[DecryptedBatch | None]]  # a peer's stored batch
 
 
-def read_ciphertexts(payload: bytes) -> list[Ciphertext]:
-    """The ordered ciphertexts of a fair-ordering block (raises DecodeError)."""
-    fair: FairPayload = codec.decode(FairPayload, payload)
-    return [codec.decode(Ciphertext, tx) for tx in fair.txs]
+def read_payload(block_payload: bytes) -> FairPayload:
+    """A fair-ordering block's payload (raises DecodeError)."""
+    payload: FairPayload = codec.decode(FairPayload, block_payload)
+    return payload
 
 
 class DecryptionService:
@@ -71,7 +71,9 @@ class DecryptionService:
         metrics: NodeMetrics,
         is_checked: Callable[[Ciphertext], bool],
         on_decrypted: Callable[[DecryptedBatch], None],
+        payload_of: Callable[[Commit], FairPayload] = lambda c: read_payload(c.block.payload),
     ) -> None:
+        self._payload_of = payload_of
         self.decryptor, self.validator, self.store = decryptor, validator, store
         self.peers, self._post, self._fetch_batch = peers, post, fetch_batch
         self.metrics, self._is_checked, self._on_decrypted = metrics, is_checked, on_decrypted
@@ -136,8 +138,11 @@ class DecryptionService:
         self._on_decrypted(result)
 
     def _committed_batch(self, commit: Commit) -> CommittedBatch:
+        def ciphertexts(_: bytes) -> list[Ciphertext]:
+            return [codec.decode(Ciphertext, tx) for tx in self._payload_of(commit).txs]
+
         return CommittedBatch.from_commit(
-            commit, self.validator, self._is_checked, read_payload=read_ciphertexts
+            commit, self.validator, self._is_checked, read_payload=ciphertexts
         )
 
     async def _decrypt(self, batch: CommittedBatch) -> DecryptedBatch:

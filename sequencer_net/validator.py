@@ -34,10 +34,9 @@ from ordering.fair.policies import make_policy
 from ordering.leader import leader_of
 from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
-from sequencer_net import codec
 from sequencer_net.catchup import CatchUp, SyncServer
 from sequencer_net.codec import DecodeError
-from sequencer_net.decryption import DecryptionService
+from sequencer_net.decryption import DecryptionService, read_payload
 from sequencer_net.genesis import Genesis, NodeKeys
 from sequencer_net.ingress import TxIngress, now_ms
 from sequencer_net.logs import event
@@ -105,6 +104,7 @@ class Validator:
             self.metrics,
             self._was_checked,
             self._decrypted,
+            self._payload_of,
         )
         self.node: Node | None = None
         self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
@@ -179,7 +179,7 @@ class Validator:
     def _build_node(self) -> Node:
         tip = self.store.committed_tip().height
         for commit in self.store.commits(max(1, tip - APP_REPLAY_COMMITS + 1), APP_REPLAY_COMMITS):
-            self.mempool.mark_committed(_order(commit))
+            self.mempool.mark_committed(self._order(commit))
         self.metrics.height.set(tip)
         self.decrypted_height = self.store.decrypted_tip()
         self.metrics.decrypted_height.set(self.decrypted_height)
@@ -244,8 +244,21 @@ class Validator:
             self.ingress.was_checked(kem.digest(ct)) or is_well_formed(self.genesis.chain_id, ct)
         )
 
+    def _payload_of(self, commit: Commit) -> FairPayload:
+        """The committed block's payload, decoded once (the app already has it)."""
+        held = self.app.last_committed
+        if held is not None and held[0] == commit.block_hash:
+            return held[1]
+        return read_payload(commit.block.payload)
+
+    def _order(self, commit: Commit) -> tuple[bytes, ...]:
+        try:
+            return self._payload_of(commit).order
+        except DecodeError:
+            return ()
+
     def _on_commit(self, commit: Commit) -> None:
-        order = _order(commit)
+        order = self._order(commit)
         self.mempool.mark_committed(order)
         now = time.monotonic()
         for digest in order:
@@ -314,11 +327,3 @@ def _short(protocol: str) -> str:
     """``/seqnet/consensus/1`` -> ``consensus`` (the metrics label)."""
     parts = protocol.split("/")
     return parts[2] if len(parts) > 2 else protocol
-
-
-def _order(commit: Commit) -> tuple[bytes, ...]:
-    try:
-        payload: FairPayload = codec.decode(FairPayload, commit.block.payload)
-    except DecodeError:
-        return ()
-    return payload.order

@@ -116,6 +116,7 @@ class FairOrderingApp:
         self._remembered = remembered
         self._committed_height = 0
         self.rejected: dict[str, int] = {}
+        self.last_committed: tuple[bytes, FairPayload] | None = None  # saves a decode downstream
 
     # ------------------------------------------------------------ inputs from the driver
 
@@ -308,6 +309,7 @@ class FairOrderingApp:
         self._payloads = {d: hp for d, hp in self._payloads.items() if hp[0] > block.height}
         if payload is None:
             return
+        self.last_committed = (digest, payload)
         self._committed.add(payload)
         for d in payload.order:
             self.pending.pop(d, None)
