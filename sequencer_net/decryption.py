@@ -123,32 +123,47 @@ class DecryptionService:
                 await self._open(commit)
 
     async def _open(self, commit: Commit) -> None:
+        """One worker-thread trip to verify and share, one to open and store (hand-offs cost)."""
         committed_at = time.monotonic()
         try:
-            batch = await trio.to_thread.run_sync(self._committed_batch, commit)
+            batch, own = await trio.to_thread.run_sync(self._verify_and_share, commit)
         except NotCommitted as exc:
             log.error("committed block %d does not verify: %s", commit.block.height, exc)
             return
-        result = await self._decrypt(batch)
-        await trio.to_thread.run_sync(self.store.save_batch, result)
+        if own is None:
+            result = _assemble(batch, [], [])  # nothing to decrypt: already stored
+        else:
+            result = await self._decrypt(batch, own)
         took = time.monotonic() - committed_at
         self.metrics.commit_to_decrypt.observe(took)
         event(log, "decrypted", DEBUG, height=result.height, txs=len(result.txs), ms=took * 1000)
         self._shares.pop(batch.batch_id, None)
         self._on_decrypted(result)
 
-    def _committed_batch(self, commit: Commit) -> CommittedBatch:
+    def _verify_and_share(self, commit: Commit) -> tuple[CommittedBatch, ShareBatch | None]:
+        """(worker thread) The committed batch and our shares; an empty batch is stored here."""
+
         def ciphertexts(_: bytes) -> list[Ciphertext]:
             return [codec.decode(Ciphertext, tx) for tx in self._payload_of(commit).txs]
 
-        return CommittedBatch.from_commit(
+        batch = CommittedBatch.from_commit(
             commit, self.validator, self._is_checked, read_payload=ciphertexts
         )
-
-    async def _decrypt(self, batch: CommittedBatch) -> DecryptedBatch:
         if not batch.decryptable:
-            return _assemble(batch, [], [])
-        own = await trio.to_thread.run_sync(self.decryptor.share, batch)
+            self.store.save_batch(_assemble(batch, [], []))
+            return batch, None
+        return batch, self.decryptor.share(batch)
+
+    def _open_and_store(
+        self, batch: CommittedBatch, shares: dict[int, ShareBatch]
+    ) -> tuple[DecryptedBatch, list[int]]:
+        """(worker thread) Combine, open and store; also who sent bad shares."""
+        opening = self.decryptor.open(batch, shares)
+        result = _assemble(batch, opening.plaintexts, opening.keys)
+        self.store.save_batch(result)
+        return result, opening.blamed
+
+    async def _decrypt(self, batch: CommittedBatch, own: ShareBatch) -> DecryptedBatch:
         data = SHARES.encode(own)
         for peer in self.peers:
             self._post(peer, data)
@@ -158,15 +173,18 @@ class DecryptionService:
             shares = dict(self._shares.get(batch.batch_id, {}))
             if len(shares) >= self.decryptor.public.threshold:
                 try:
-                    opening = await trio.to_thread.run_sync(self.decryptor.open, batch, shares)
+                    result, blamed = await trio.to_thread.run_sync(
+                        self._open_and_store, batch, shares
+                    )
                 except NotEnoughShares:
                     pass  # bad shares among them: wait for more
                 else:
-                    if opening.blamed:
-                        self.metrics.rejected.labels("shares", "bad-share").inc(len(opening.blamed))
-                    return _assemble(batch, opening.plaintexts, opening.keys)
+                    if blamed:
+                        self.metrics.rejected.labels("shares", "bad-share").inc(len(blamed))
+                    return result
             from_peer = await self._wait_or_fetch(batch)
             if from_peer is not None:
+                await trio.to_thread.run_sync(self.store.save_batch, from_peer)
                 return from_peer
 
     async def _wait_or_fetch(self, batch: CommittedBatch) -> DecryptedBatch | None:
