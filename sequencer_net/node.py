@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from logging import DEBUG
 from typing import Any
@@ -50,6 +51,8 @@ from sequencer_net.storage import Store
 log = logging.getLogger("seqnet.node")
 QUEUE_DEPTH = 1024
 OUTBOX_DEPTH = 256
+# Each validator may hold at most its share of the event queue, so one that floods
+# (even with valid, replayed messages) cannot crowd out the others.
 
 SendFrame = Callable[[int, bytes, str], Awaitable[bool]]
 
@@ -120,6 +123,8 @@ class Node:
         self._events_in, self._events = trio.open_memory_channel[Event](QUEUE_DEPTH)
         self._timer = trio.CancelScope()
         self._wakeup_queued = False
+        self._queued: Counter[int] = Counter()  # events waiting in the queue, per sender
+        self._fair_share = QUEUE_DEPTH // committee.n
         self.commits = 0
         self.last_commit_at = 0.0
         self.started_at = time.time()
@@ -135,10 +140,13 @@ class Node:
             return self._reject("decode")
         except Invalid as exc:
             return self._reject(exc.reason)
+        if self._queued[sender] >= self._fair_share:
+            return self._reject("sender-over-share")  # it floods, or we are far behind
         try:
             self._events_in.send_nowait(event)
         except trio.WouldBlock:
-            self._reject("queue-full")  # back-pressure: the sender will retry or time out
+            return self._reject("queue-full")  # back-pressure: the sender will retry or time out
+        self._queued[sender] += 1
 
     def wakeup(self) -> None:
         """Ask the core to retry a proposal its app declined (new work or heartbeat)."""
@@ -165,6 +173,9 @@ class Node:
             async for event in self._events:
                 if isinstance(event, Wakeup):
                     self._wakeup_queued = False
+                sender = getattr(event, "sender", None)
+                if sender is not None:
+                    self._queued[sender] -= 1
                 self._tick()
                 await self._execute(self.core.handle(event))
 
