@@ -2,15 +2,24 @@
 
 Theory of operation
 -------------------
-Two kinds of writes, each one SQLite transaction with ``synchronous=FULL`` so
-it is on disk when the call returns:
+Three kinds of writes, each one SQLite transaction (WAL mode):
 
-- ``save_safety``: the consensus core's ``Persist`` action. The driver must
-  finish it before sending the vote, timeout or proposal that follows.
+- ``save_safety``: the consensus core's ``Persist`` action (and the block voted
+  for), with ``synchronous=FULL``: on disk when the call returns, even if the
+  machine loses power. The driver must finish it before sending the vote,
+  timeout or proposal that follows: this is what prevents a double vote.
 - ``append_commit``: one committed block with the QC that certifies it, at the
   next height (anything else is refused: the log has no gaps and never forks).
 - ``save_batch``: a committed block's decrypted transactions, indexed by digest,
   at a height already committed (decryption finishes after the commit).
+
+The last two use ``synchronous=NORMAL``: in WAL mode a committed transaction
+survives the process being killed (it is in the OS's cache of the log), and
+only a power loss can take the newest ones back; those are re-fetched from
+peers and re-decrypted to the same bytes, so nothing anyone was served is
+contradicted. Measured: with every write synchronous, a 4-node cluster on one
+disk spent 3-14 ms per commit and 1-10 ms per vote waiting for fsync (most of
+a ~20 ms round).
 
 Everything is stored as the canonical CBOR the wire uses, and read back through
 the same strict decoder, so a damaged file is an error with a reason, never a
@@ -90,6 +99,7 @@ class Store:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._sync_mode = "FULL"
             self._db.executescript(SCHEMA)
             self._check_meta()
         except sqlite3.DatabaseError as exc:
@@ -114,7 +124,11 @@ class Store:
             )
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[None]:
+        mode = "FULL" if durable else "NORMAL"
+        if mode != self._sync_mode:
+            self._db.execute(f"PRAGMA synchronous={mode}")
+            self._sync_mode = mode
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -164,7 +178,7 @@ class Store:
         digest = block_hash(block)
         if commit.block_hash != digest or commit.certificate.block_hash != digest:
             raise StorageError(f"block at height {block.height}: hash or certificate mismatch")
-        with self._transaction():
+        with self._transaction(durable=False):
             self._db.execute(
                 "INSERT INTO blocks VALUES (?, ?, ?, ?)",
                 (block.height, digest, codec.encode(block), codec.encode(commit.certificate)),
@@ -207,7 +221,7 @@ class Store:
         if row is None or bytes(row[0]) != batch.block_hash:
             raise StorageError(f"batch for height {batch.height} names no committed block")
         data = codec.encode(batch)
-        with self._transaction():
+        with self._transaction(durable=False):
             held = self._db.execute(
                 "SELECT batch FROM batches WHERE height = ?", (batch.height,)
             ).fetchone()
