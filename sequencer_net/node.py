@@ -189,7 +189,7 @@ class Node:
                 case Persist(state, blocks):
                     await trio.to_thread.run_sync(self.store.save_safety, state, blocks)
                 case Commit():
-                    await trio.to_thread.run_sync(self.store.append_commit, action)
+                    self.store.append_commit(action)  # not fsynced (see storage): no hand-off
                     self._committed(action)
                 case Send(to, message):
                     self.outboxes.post(to, CONSENSUS.encode(message), CONSENSUS_PROTOCOL)
