@@ -26,7 +26,21 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"seqnet {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["sim"], ["keygen"], ["encrypt"], ["node"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["sim"],
+        ["keygen"],
+        ["encrypt"],
+        ["node"],
+        ["cluster"],
+        ["cluster", "up"],
+        ["cluster", "status"],
+        ["cluster", "down"],
+        ["submit"],
+    ],
+)
 def test_help_on_every_command(command: list[str]) -> None:
     result = seqnet(*command, "--help")
     assert result.returncode == 0 and "usage: seqnet" in result.stdout
@@ -127,3 +141,23 @@ def test_node_with_a_missing_or_bad_config_is_one_clear_line(tmp_path: pathlib.P
     bad.write_text('genesis = "g.json"\nkeys = "k.json"\ndatabase = "d.db"\n')
     result = seqnet("node", "--config", str(bad))
     assert result.returncode == 2 and "g.json" in result.stderr
+
+
+def test_cluster_and_submit_failures_are_one_clear_line(tmp_path: pathlib.Path) -> None:
+    empty = str(tmp_path / "empty")
+    for args in (
+        ["cluster", "status", "--dir", empty],
+        ["cluster", "down", "--dir", empty],
+        ["submit", "--dir", empty, "--rollup", "rollup-a", "hi"],
+    ):
+        result = seqnet(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result.stderr)
+    seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path / "net"), "--base-port", "21100")
+    other_size = seqnet("cluster", "up", "--nodes", "7", "--dir", str(tmp_path / "net"))
+    assert other_size.returncode == 2 and "--fresh" in other_size.stderr
+    not_running = seqnet("cluster", "status", "--dir", str(tmp_path / "net"))
+    assert not_running.returncode == 1 and "DOWN" in not_running.stdout
+    unknown = seqnet(
+        "submit", "--dir", str(tmp_path / "net"), "--rollup", "nope", "--node", "127.0.0.1:1", "x"
+    )
+    assert unknown.returncode == 2 and "not registered" in unknown.stderr
