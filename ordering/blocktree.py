@@ -10,9 +10,12 @@ can sync from us; forks below the committed height are dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordering.messages import Block, genesis_hash
+
+BlockLookup = Callable[[bytes], Block | None]  # a block by hash, or None
 
 
 @dataclass(frozen=True, slots=True)

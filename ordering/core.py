@@ -22,11 +22,10 @@ returns the actions for the driver. Every signature it makes is preceded by a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ordering.blocktree import BlockTree, CommittedTip
+from ordering.blocktree import BlockLookup, BlockTree, CommittedTip
 from ordering.collectors import TimeoutCollector, VoteCollector
 from ordering.events import (
     Action,
@@ -68,8 +67,6 @@ from ordering.safety import SafetyState, after_timeout, after_vote, is_safe_to_v
 from ordering.sync import BlockFetcher, serve
 from sequencer_net.committee import Committee
 from sequencer_net.signing import SigningKey, Verified
-
-BlockLookup = Callable[[bytes], Block | None]
 
 
 class PayloadApp(Protocol):
@@ -151,8 +148,12 @@ class ConsensusCore:
         app: PayloadApp,
         config: CoreConfig | None = None,
         restored: Restored | None = None,
+        committed_blocks: BlockLookup | None = None,
     ) -> None:
+        """``committed_blocks`` finds committed blocks by hash in the driver's store, so
+        peers can be served blocks this core no longer holds in memory."""
         self.committee, self.me, self._key, self._app = committee, me, key, app
+        self._committed_blocks = committed_blocks
         self.config = config or CoreConfig()
         chain_id = committee.chain_id
         if restored is None:
@@ -412,7 +413,7 @@ class ConsensusCore:
             self._request_missing(digest, self._fetcher.next_peer())
 
     def _on_block_request(self, sender: int, request: BlockRequest) -> None:
-        response = serve(self.tree, request)
+        response = serve(self.tree, request, self._committed_blocks)
         if response is not None:
             self._emit(Send(sender, response))
 

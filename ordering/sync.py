@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ordering.blocktree import BlockTree
+from ordering.blocktree import BlockLookup, BlockTree
 from ordering.messages import MAX_SYNC_BLOCKS, BlockRequest, BlockResponse, block_hash
 
 
@@ -63,7 +63,19 @@ class BlockFetcher:
         self.wanted = {d: r for d, r in self.wanted.items() if d not in tree}
 
 
-def serve(tree: BlockTree, request: BlockRequest) -> BlockResponse | None:
-    """The requested block and its known ancestors, newest first."""
+def serve(
+    tree: BlockTree, request: BlockRequest, committed: BlockLookup | None = None
+) -> BlockResponse | None:
+    """The requested block and its known ancestors, newest first.
+
+    ``committed`` finds committed blocks the tree no longer holds (the driver's
+    store): after a restart, or past the tree's retention, a peer can still be
+    given the blocks it lacks.
+    """
     blocks = tree.ancestors(request.block_hash, request.max_blocks)
+    if committed is not None and len(blocks) < request.max_blocks:
+        digest = blocks[-1].parent_qc.block_hash if blocks else request.block_hash
+        while len(blocks) < request.max_blocks and (block := committed(digest)) is not None:
+            blocks.append(block)
+            digest = block.parent_qc.block_hash
     return BlockResponse(tuple(blocks)) if blocks else None

@@ -68,7 +68,8 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "violation."
         ),
         epilog=(
-            "faults: drop, dup, delay, partition, crash (network) and equivocate, double-vote, "
+            "faults: drop, dup, delay, partition, crash, restart-all (network) and equivocate, "
+            "double-vote, "
             "withhold, bad-signature, replay, garbage, stale-timeout, twins (Byzantine "
             "behaviours, one drawn per Byzantine node); 'all' or 'none'."
         ),

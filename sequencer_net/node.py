@@ -118,7 +118,7 @@ class Node:
         first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
         for commit in store.commits(first, APP_REPLAY_COMMITS):
             app.on_commit(commit.block, commit.block_hash)  # what the app knew was final
-        self.core = ConsensusCore(committee, me, key, app, config, store.restored())
+        self.core = ConsensusCore(committee, me, key, app, config, store.restored(), store.block)
         self.validator = MessageValidator(committee)
         self._events_in, self._events = trio.open_memory_channel[Event](QUEUE_DEPTH)
         self._timer = trio.CancelScope()

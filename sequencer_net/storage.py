@@ -278,6 +278,14 @@ class Store:
         return None if row is None else (int(row[0]), int(row[1]))
 
     @_locked
+    def block(self, digest: bytes) -> Block | None:
+        """A committed block by hash (serving peers' block requests)."""
+        row = self._db.execute(
+            "SELECT height, block FROM blocks WHERE hash = ?", (digest,)
+        ).fetchone()
+        return None if row is None else self._decode(Block, row[1], f"block {row[0]}")
+
+    @_locked
     def restored(self) -> Restored | None:
         """What the consensus core restarts from, or None for a fresh node."""
         return Restored.from_disk(

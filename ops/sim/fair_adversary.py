@@ -12,7 +12,7 @@ import itertools
 import random
 from typing import Any
 
-from ordering.core import BlockLookup
+from ordering.blocktree import BlockLookup
 from ordering.fair.app import Branch, FairOrderingApp, FairPayload
 from ordering.fair.reports import OrderReport
 from sequencer_net import codec

@@ -11,10 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ordering.blocktree import CommittedTip
+from ordering.blocktree import BlockLookup, CommittedTip
 from ordering.core import (
     APP_REPLAY_COMMITS,
-    BlockLookup,
     ConsensusCore,
     CoreConfig,
     PayloadApp,
@@ -63,6 +62,7 @@ class Disk:
     safety: SafetyState | None = None
     log: list[Commit] = field(default_factory=list)
     voted: dict[bytes, Block] = field(default_factory=dict)
+    by_hash: dict[bytes, Block] = field(default_factory=dict)  # the committed log, by hash
 
 
 class SimNode:
@@ -86,7 +86,9 @@ class SimNode:
         self.validator = MessageValidator(committee)
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
         restored = self._restore(committee, disk)
-        self.core = ConsensusCore(committee, index, self.key, self.app, config, restored)
+        self.core = ConsensusCore(
+            committee, index, self.key, self.app, config, restored, disk.by_hash.get
+        )
         self.rejected: Counter[str] = Counter()
 
     @staticmethod
@@ -129,5 +131,6 @@ class SimNode:
             self.disk.voted.update(action.blocks)
         elif isinstance(action, Commit):
             self.disk.log.append(action)
+            self.disk.by_hash[action.block_hash] = action.block
             height = action.block.height
             self.disk.voted = {d: b for d, b in self.disk.voted.items() if b.height > height}

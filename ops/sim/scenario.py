@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-NETWORK_FAULTS = ("drop", "dup", "delay", "partition", "crash")
+NETWORK_FAULTS = ("drop", "dup", "delay", "partition", "crash", "restart-all")
 APP_ATTACKS = ("front-run", "front-run-naive", "censor", "lie-report", "withhold-report")
 ATTACKS = (
     "equivocate",
@@ -111,6 +111,8 @@ def draw(
     crashes = list(_draw_crashes(rng, honest, gst_ms)) if "crash" in spec.network else []
     down = rng.sample(honest, permanent_crashes) if permanent_crashes else []
     crashes += [CrashPlan(i, rng.randrange(0, gst_ms), None) for i in sorted(down)]
+    if "restart-all" in spec.network:
+        crashes += _draw_restart_all(rng, honest, gst_ms)
     return Scenario(
         seed=seed,
         n=n,
@@ -133,6 +135,16 @@ def _draw_partitions(rng: random.Random, n: int, gst_ms: int) -> tuple[Partition
         side = frozenset(rng.sample(range(n), rng.randint(1, n // 2)))
         out.append(Partition(start, end, side))
     return tuple(out)
+
+
+def _draw_restart_all(rng: random.Random, honest: list[int], gst_ms: int) -> list[CrashPlan]:
+    """Every honest node crashes at the same moment; each restarts from its disk later.
+
+    Certified blocks that were not committed yet survive only on disk (the
+    blocks voted for): the committee must extend them after the restart.
+    """
+    at = rng.randrange(0, gst_ms)
+    return [CrashPlan(node, at, rng.randrange(at + 1, gst_ms + 1)) for node in honest]
 
 
 def _draw_crashes(rng: random.Random, honest: list[int], gst_ms: int) -> list[CrashPlan]:

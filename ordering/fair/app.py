@@ -28,7 +28,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
-from ordering.core import BlockLookup
+from ordering.blocktree import BlockLookup
 from ordering.fair.policies import Policy
 from ordering.fair.reports import (
     MAX_REPORT_ENTRIES,
