@@ -39,6 +39,7 @@ def test_version() -> None:
         ["cluster", "status"],
         ["cluster", "down"],
         ["submit"],
+        ["bench"],
     ],
 )
 def test_help_on_every_command(command: list[str]) -> None:
@@ -161,3 +162,16 @@ def test_cluster_and_submit_failures_are_one_clear_line(tmp_path: pathlib.Path) 
         "submit", "--dir", str(tmp_path / "net"), "--rollup", "nope", "--node", "127.0.0.1:1", "x"
     )
     assert unknown.returncode == 2 and "not registered" in unknown.stderr
+
+
+def test_bench_measures_a_real_cluster_and_loses_nothing() -> None:
+    from tests.cluster import free_base_port
+
+    base = free_base_port(4, (0, 1000, 2000))
+    args = ["bench", "--rates", "20", "--seconds", "2", "--backlog", "100"]
+    result = seqnet(*args, "--base-port", str(base), timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| 20 |"))
+    assert row.split("|")[3].strip() == "0"  # lost
+    assert "saturation: 100/100 decrypted" in result.stdout
+    assert "exit codes [0, 0, 0, 0]" in result.stdout

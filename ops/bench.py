@@ -1,6 +1,6 @@
 """Throughput and submit-to-decrypted latency of a real 4-process cluster on this machine.
 
-    python bench/cluster_load.py [--rates 50,100,200] [--seconds 10] [--backlog 3000]
+    seqnet bench [--rates 25,50,100,200] [--seconds 10] [--backlog 3000]
 
 Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
 until they commit, then:
@@ -20,19 +20,16 @@ throughput is reported against it.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ops import cluster
 from ops.load import Tx, Watcher, make_txs, submit_batch
@@ -111,7 +108,9 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return lower
 
 
-def steady(members: list[cluster.Member], txs: list[Tx], rate: int, seconds: float) -> dict:
+def steady(
+    members: list[cluster.Member], txs: list[Tx], rate: int, seconds: float
+) -> dict[str, float]:
     per_tick = max(1, round(rate * TICK_S))
     poller = Poller(members[0])
     hist_before = node_histogram(members[0])
@@ -149,7 +148,7 @@ def steady(members: list[cluster.Member], txs: list[Tx], rate: int, seconds: flo
     }
 
 
-def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict:
+def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict[str, float]:
     poller = Poller(members[0])
     watcher = poller.watcher
     start = time.monotonic()
@@ -171,47 +170,47 @@ def _decrypted(member: cluster.Member) -> int:
     return 0 if status is None else int(status["decrypted_height"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--rates", default="50,100,200,400")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--backlog", type=int, default=3000)
-    parser.add_argument("--base-port", type=int, default=27100)  # not ephemeral
-    args = parser.parse_args()
-    rates = [int(r) for r in args.rates.split(",")]
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    nodes: int = 4
+    rates: tuple[int, ...] = (25, 50, 100, 200)
+    seconds: float = 10.0
+    backlog: int = 3000
+    base_port: int = 27100  # below the ephemeral port range
 
-    per_tx = crypto_cost_per_tx_s(args.nodes)
+
+def run(config: BenchConfig) -> None:
+    """Start a cluster in a temp dir, measure, print a Markdown table, stop it."""
+    per_tx = crypto_cost_per_tx_s(config.nodes)
     cores = os.cpu_count() or 1
-    ceiling = cores / (args.nodes * per_tx)
+    ceiling = cores / (config.nodes * per_tx)
     print(
         f"baseline: {per_tx * 1e6:.0f} us crypto per tx per node on one core; "
-        f"crypto-only ceiling for n={args.nodes} on {cores} cores: {ceiling:.0f} tx/s"
+        f"crypto-only ceiling for n={config.nodes} on {cores} cores: {ceiling:.0f} tx/s",
+        flush=True,
     )
+    from sequencer_net.cli import _write_network
 
     directory = Path(tempfile.mkdtemp(prefix="seqnet-bench-"))
-    from sequencer_net.cli import main as seqnet
-
-    seqnet(["keygen", "--nodes", str(args.nodes), "--dir", str(directory),
-            "--base-port", str(args.base_port)])  # fmt: skip
+    _write_network(directory, config.nodes, base_port=config.base_port)
     procs = cluster.start(directory, "warning")
     try:
         cluster.wait_until_committing(directory, procs, 60)
         members = cluster.members(directory)
         genesis = load_genesis(directory / "genesis.json")
-        need = sum(int(r * args.seconds) + 10 for r in rates) + args.backlog
-        print(f"encrypting {need} transactions ...", flush=True)
-        pool = make_txs(genesis, need, genesis.namespaces)
+        sizes = [int(r * config.seconds) + 10 for r in config.rates]
+        print(f"encrypting {sum(sizes) + config.backlog} transactions ...", flush=True)
+        pool = make_txs(genesis, sum(sizes) + config.backlog, genesis.namespaces)
         print("| offered tx/s | decrypted | lost | client p50 ms | client p99 ms "
               "| node 0 p50 ms | node 0 p99 ms |")  # fmt: skip
         print("|---|---|---|---|---|---|---|")
-        for rate in rates:
-            txs, pool = pool[: int(rate * args.seconds) + 10], pool[int(rate * args.seconds) + 10 :]
-            r = steady(members, txs, rate, args.seconds)
+        for rate, size in zip(config.rates, sizes, strict=True):
+            txs, pool = pool[:size], pool[size:]
+            r = steady(members, txs, rate, config.seconds)
             print(f"| {r['offered']:.0f} | {r['decrypted']} | {r['lost']} | "
                   f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['node_p50_ms']:.0f} | "
                   f"{r['node_p99_ms']:.0f} |", flush=True)  # fmt: skip
-        s = saturation(members, pool[: args.backlog])
+        s = saturation(members, pool[: config.backlog])
         tps = s["decrypted"] / s["seconds"]
         print(f"saturation: {s['decrypted']}/{s['backlog']} decrypted in {s['seconds']:.1f} s "
               f"(submitted in {s['submit_s']:.1f} s): {tps:.0f} tx/s = "
@@ -219,7 +218,3 @@ def main() -> None:
     finally:
         codes = cluster.stop_procs(procs)
         print(f"nodes stopped (exit codes {codes}); logs in {directory}")
-
-
-if __name__ == "__main__":
-    main()
