@@ -33,6 +33,7 @@ from sequencer_net.genesis import Genesis, GenesisError, load_genesis
 
 STATE_FILE = "cluster.json"
 COMMITTING_WITHIN_S = 5.0  # a node whose last commit is older is not "committing"
+SIGNALLED_GRACE_S = 3.0  # nodes that got Ctrl-C stop within a second; then we send SIGTERM
 
 
 class ClusterError(Exception):
@@ -221,7 +222,7 @@ def stop_procs(
     so give them a moment to stop on their own before sending anything.
     """
     if signalled:
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + SIGNALLED_GRACE_S
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             time.sleep(0.05)
     for p in procs:
@@ -230,11 +231,16 @@ def stop_procs(
     codes = []
     for p in procs:
         try:
-            codes.append(p.wait(timeout=timeout_s))
+            codes.append(p.wait(timeout=timeout_s) if timeout_s > 0 else _kill(p))
         except subprocess.TimeoutExpired:
-            p.kill()
-            codes.append(p.wait())
+            codes.append(_kill(p))
     return codes
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.kill()
+    return proc.wait()
 
 
 def _pids(state: pathlib.Path) -> list[int]:

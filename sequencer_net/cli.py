@@ -518,7 +518,15 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
         if args.detach:
             print(f"running; `seqnet cluster status --dir {args.dir}`, then `cluster down`")
             return 0
-        print(f"{args.nodes} validators committing; Ctrl-C stops them", flush=True)
+        here = "" if args.dir == DEFAULT_CLUSTER_DIR else f" --dir {args.dir}"
+        api = cluster.members(args.dir)[0].api
+        print(
+            f"{args.nodes} validators committing; Ctrl-C stops them. In another terminal:\n"
+            f"  seqnet submit{here} --rollup rollup-a 'hello'\n"
+            f"  seqnet cluster status{here}\n"
+            f"  curl -s http://{api}/v1/status",
+            flush=True,
+        )
         while not stop_requested and all(p.poll() is None for p in procs):
             time.sleep(0.2)
         if not stop_requested:
@@ -529,8 +537,12 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         stop_requested.append(2)  # Ctrl-C reached the nodes too: they are stopping
-    codes = cluster.stop_procs(procs, signalled=2 in stop_requested)
-    (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+    try:
+        codes = cluster.stop_procs(procs, signalled=2 in stop_requested)
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+        codes = cluster.stop_procs(procs, timeout_s=0)
+    finally:
+        (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
     print(f"stopped {len(procs)} validators (exit codes {codes})")
     return 0 if all(c == 0 for c in codes) else 1
 
