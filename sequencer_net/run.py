@@ -61,7 +61,7 @@ async def run_node(config: NodeConfig) -> None:
                 event(log, "stopping", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
-    store.close()
+    validator.close()
 
 
 async def _report_progress(validator: Validator) -> None:

@@ -114,6 +114,11 @@ class Validator:
 
     # ------------------------------------------------------------ running
 
+    def close(self) -> None:
+        """Close both database connections (after ``run`` has returned)."""
+        self.reader.close()
+        self.store.close()
+
     def _new_app(self) -> FairOrderingApp:
         committee = self.committee
         return FairOrderingApp(
