@@ -45,7 +45,11 @@ class Admission:
 class Entry:
     digest: bytes
     ciphertext: Ciphertext
-    size: int
+    data: bytes  # its canonical encoding, as received: what a block carries
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 def check_ciphertext(chain_id: str, ct: Ciphertext) -> Admission | None:
@@ -80,14 +84,11 @@ class EncryptedMempool:
         screened = self.screen(data)
         if isinstance(screened, Admission):
             return screened
-        return self.add_ciphertext(screened, len(data))
+        checked = check_ciphertext(self.chain_id, screened)
+        return checked if checked is not None else self.insert_checked(screened, data)
 
-    def add_ciphertext(self, ct: Ciphertext, size: int) -> Admission:
-        refused = self._refusal(ct, kem.digest(ct))
-        if refused is not None:
-            return refused
-        checked = check_ciphertext(self.chain_id, ct)
-        return checked if checked is not None else self.insert_checked(ct, size)
+    def add_ciphertext(self, ct: Ciphertext) -> Admission:
+        return self.add(codec.encode(ct))
 
     def screen(self, data: bytes) -> Ciphertext | Admission:
         """The cheap checks (size, decoding, namespace, duplicate): a ciphertext or a refusal.
@@ -103,13 +104,13 @@ class EncryptedMempool:
             return Admission(False, "malformed")
         return self._refusal(ct, kem.digest_of_encoding(data)) or ct
 
-    def insert_checked(self, ct: Ciphertext, size: int) -> Admission:
-        """Admit a ciphertext whose proof ``check_ciphertext`` accepted."""
-        digest = kem.digest(ct)
+    def insert_checked(self, ct: Ciphertext, data: bytes, digest: bytes = b"") -> Admission:
+        """Admit a ciphertext (``data``: its encoding) whose proof ``check_ciphertext`` accepted."""
+        digest = digest or kem.digest_of_encoding(data)
         refused = self._refusal(ct, digest)
         if refused is not None:
             return refused
-        self._insert(Entry(digest, ct, size))
+        self._insert(Entry(digest, ct, data))
         return Admission(True, "accepted", digest)
 
     def _refusal(self, ct: Ciphertext, digest: bytes) -> Admission | None:

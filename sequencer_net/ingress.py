@@ -41,6 +41,7 @@ Post = Callable[[int, bytes], None]  # (peer, frame) -> queued for that peer
 class _Waiting:
     ct: Ciphertext
     data: bytes
+    digest: bytes
     source: int | None  # validator index, None for a client
     verdict: Admission | None = None
     done: trio.Event = field(default_factory=trio.Event)
@@ -103,7 +104,7 @@ class TxIngress:
             return self._count(screened, source)
         if len(self._waiting) >= MAX_WAITING:
             return self._count(Admission(False, "overloaded", digest), source)
-        item = _Waiting(screened, data, source)
+        item = _Waiting(screened, data, digest, source)
         self._in_check.add(digest)
         self._waiting.append(item)
         self._wake.set()
@@ -128,9 +129,9 @@ class TxIngress:
                 self._admit(item, refused)
 
     def _admit(self, item: _Waiting, refused: Admission | None) -> None:
-        digest = kem.digest_of_encoding(item.data)
+        digest = item.digest
         self._in_check.discard(digest)
-        verdict = refused or self.mempool.insert_checked(item.ct, len(item.data))
+        verdict = refused or self.mempool.insert_checked(item.ct, item.data, digest)
         item.verdict = self._count(verdict, item.source)
         item.done.set()
         if verdict.accepted:
@@ -165,7 +166,7 @@ class TxIngress:
 
     def body(self, digest: bytes) -> bytes | None:
         entry = self.mempool.get(digest)
-        return None if entry is None else codec.encode(entry.ciphertext)
+        return None if entry is None else entry.data
 
     def digest_of(self, body: bytes) -> bytes | None:
         digest = kem.digest_of_encoding(body)
