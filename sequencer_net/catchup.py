@@ -125,19 +125,7 @@ class CatchUp:
         timeout, not one per peer in turn) and applies the longest verified answer.
         """
         added = 0
-        while True:
-            tip = self.store.committed_tip()
-            answers: list[list[SyncedBlock]] = []
-            async with trio.open_nursery() as nursery:
-                for peer in self.peers:
-                    nursery.start_soon(self._collect, peer, tip.height + 1, answers)
-            best = max(
-                (verified_prefix(self.validator, tip, blocks) for blocks in answers),
-                key=len,
-                default=[],
-            )
-            if not best:
-                break
+        while best := await self._proved_above_tip(MAX_SYNC_BLOCKS):
             await self._apply(best)
             added += len(best)
         if added:
@@ -146,23 +134,23 @@ class CatchUp:
 
     async def peers_ahead(self) -> bool:
         """Whether some peer proves a commit above our tip (without taking anything)."""
+        return bool(await self._proved_above_tip(2))
+
+    async def _proved_above_tip(self, limit: int) -> list[SyncedBlock]:
+        """Ask every peer at once for blocks above our tip; the longest proved answer."""
         tip = self.store.committed_tip()
         answers: list[list[SyncedBlock]] = []
+
+        async def collect(peer: int) -> None:
+            blocks = await self._ask(peer, tip.height + 1, limit)
+            if blocks:
+                answers.append(blocks)
+
         async with trio.open_nursery() as nursery:
             for peer in self.peers:
-                nursery.start_soon(self._collect, peer, tip.height + 1, answers, 2)
-        return any(verified_prefix(self.validator, tip, blocks) for blocks in answers)
-
-    async def _collect(
-        self,
-        peer: int,
-        from_height: int,
-        into: list[list[SyncedBlock]],
-        limit: int = MAX_SYNC_BLOCKS,
-    ) -> None:
-        blocks = await self._ask(peer, from_height, limit)
-        if blocks:
-            into.append(blocks)
+                nursery.start_soon(collect, peer)
+        proved = (verified_prefix(self.validator, tip, blocks) for blocks in answers)
+        return max(proved, key=len, default=[])
 
     async def _apply(self, blocks: list[SyncedBlock]) -> None:
         for item in blocks:
