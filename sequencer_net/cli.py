@@ -28,14 +28,22 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
 
 
-def _node_sizes(text: str) -> tuple[int, ...]:
+def _int_list(text: str, lo: int, hi: int, what: str, example: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 4,7,10, got {text!r}") from None
-    if not sizes or any(n < 1 or n > 64 for n in sizes):
-        raise argparse.ArgumentTypeError("committee sizes must be between 1 and 64")
-    return sizes
+        raise argparse.ArgumentTypeError(f"expected {what} like {example}, got {text!r}") from None
+    if not values or any(v < lo or v > hi for v in values):
+        raise argparse.ArgumentTypeError(f"{what} must be between {lo} and {hi}")
+    return values
+
+
+def _node_sizes(text: str) -> tuple[int, ...]:
+    return _int_list(text, 1, 64, "committee sizes", "4,7,10")
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    return _int_list(text, 1, 1_000_000, "rates", "25,50")
 
 
 def _whole(text: str, *, minimum: int) -> int:
@@ -646,16 +654,6 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--backlog", type=_positive, default=3000, help="saturation backlog (3000)")
     p.add_argument("--base-port", type=_positive, default=27100, help="first libp2p port")
     p.set_defaults(func=_cmd_bench)
-
-
-def _rates(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers like 25,50, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("rates must be positive")
-    return values
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
