@@ -126,22 +126,25 @@ class DecryptionService:
         """One worker-thread trip to verify and share, one to open and store (hand-offs cost)."""
         committed_at = time.monotonic()
         try:
-            batch, own = await trio.to_thread.run_sync(self._verify_and_share, commit)
+            batch, shared = await trio.to_thread.run_sync(self._verify_and_share, commit)
         except NotCommitted as exc:
             log.error("committed block %d does not verify: %s", commit.block.height, exc)
             return
-        if own is None:
-            result = _assemble(batch, [], [])  # nothing to decrypt: already stored
+        if isinstance(shared, DecryptedBatch):
+            result = shared  # nothing to decrypt: stored already
         else:
-            result = await self._decrypt(batch, own)
+            result = await self._decrypt(batch, shared)
         took = time.monotonic() - committed_at
         self.metrics.commit_to_decrypt.observe(took)
         event(log, "decrypted", DEBUG, height=result.height, txs=len(result.txs), ms=took * 1000)
         self._shares.pop(batch.batch_id, None)
         self._on_decrypted(result)
 
-    def _verify_and_share(self, commit: Commit) -> tuple[CommittedBatch, ShareBatch | None]:
-        """(worker thread) The committed batch and our shares; an empty batch is stored here."""
+    def _verify_and_share(
+        self, commit: Commit
+    ) -> tuple[CommittedBatch, ShareBatch | DecryptedBatch]:
+        """(worker thread) The committed batch and our shares, or, when nothing in it can
+        be decrypted, its (stored) result."""
 
         def ciphertexts(_: bytes) -> list[Ciphertext]:
             return [codec.decode(Ciphertext, tx) for tx in self._payload_of(commit).txs]
@@ -150,8 +153,9 @@ class DecryptionService:
             commit, self.validator, self._is_checked, read_payload=ciphertexts
         )
         if not batch.decryptable:
-            self.store.save_batch(_assemble(batch, [], []))
-            return batch, None
+            result = _assemble(batch, [], [])
+            self.store.save_batch(result)
+            return batch, result
         return batch, self.decryptor.share(batch)
 
     def _open_and_store(
