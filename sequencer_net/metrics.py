@@ -75,6 +75,12 @@ class NodeMetrics:
             ["protocol"],
             registry=r,
         )
+        self.dropped = Counter(
+            "seqnet_messages_dropped",
+            "Frames not sent because the peer's outbound queue was full, by protocol",
+            ["protocol"],
+            registry=r,
+        )
         self.rejected = Counter(
             "seqnet_messages_rejected",
             "Frames and inputs rejected, by protocol and reason",

@@ -60,11 +60,15 @@ SendFrame = Callable[[int, bytes, str], Awaitable[bool]]
 class Outboxes:
     """One bounded queue and sender task per (peer, protocol): a slow peer blocks nobody."""
 
-    def __init__(self, peers: list[int], send: SendFrame) -> None:
-        self.peers, self._send = peers, send
+    def __init__(
+        self,
+        peers: list[int],
+        send: SendFrame,
+        on_drop: Callable[[str], None] = lambda protocol: None,
+    ) -> None:
+        self.peers, self._send, self._on_drop = peers, send, on_drop
         self._queues: dict[tuple[int, str], trio.MemorySendChannel[bytes]] = {}
         self._nursery: trio.Nursery | None = None
-        self.dropped = 0
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -84,7 +88,7 @@ class Outboxes:
         try:
             queue.send_nowait(data)
         except trio.WouldBlock:
-            self.dropped += 1  # consensus re-sends what matters on the next timeout
+            self._on_drop(protocol)  # consensus re-sends what matters on the next timeout
 
     async def _deliver(
         self, peer: int, protocol: str, queue: trio.MemoryReceiveChannel[bytes]

@@ -82,7 +82,11 @@ class Validator:
                 _short(protocol), why
             ).inc(),
         )
-        self.outboxes = Outboxes(self.peers, self.host.send)
+        self.outboxes = Outboxes(
+            self.peers,
+            self.host.send,
+            lambda protocol: self.metrics.dropped.labels(_short(protocol)).inc(),
+        )
         self.mempool = EncryptedMempool(genesis.chain_id, genesis.namespaces)
         self.ingress = TxIngress(
             self.mempool,
