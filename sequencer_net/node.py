@@ -111,8 +111,10 @@ class Node:
         retention: int = 1024,
         metrics: NodeMetrics | None = None,
         on_commit: Callable[[Commit], None] | None = None,
+        on_replay: Callable[[Commit], None] = lambda commit: None,
         before_event: Callable[[], None] | None = None,
     ) -> None:
+        """``on_replay`` sees each recent commit replayed from the store into ``app``."""
         self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes
         self.metrics = metrics or NodeMetrics()
         self._on_commit, self._before_event = on_commit, before_event
@@ -122,6 +124,7 @@ class Node:
         first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
         for commit in store.commits(first, APP_REPLAY_COMMITS):
             app.on_commit(commit.block, commit.block_hash)  # what the app knew was final
+            on_replay(commit)
         self.core = ConsensusCore(committee, me, key, app, config, store.restored(), store.block)
         self.validator = MessageValidator(committee)
         self._events_in, self._events = trio.open_memory_channel[Event](QUEUE_DEPTH)

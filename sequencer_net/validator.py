@@ -27,7 +27,6 @@ from mev.committed import is_well_formed
 from mev.decryptor import Decryptor
 from mev.kem import Ciphertext
 from mev.mempool import Admission, EncryptedMempool
-from ordering.core import APP_REPLAY_COMMITS
 from ordering.events import Commit
 from ordering.fair.app import FairOrderingApp, FairPayload
 from ordering.fair.policies import make_policy
@@ -186,10 +185,7 @@ class Validator:
                 return
 
     def _build_node(self) -> Node:
-        tip = self.store.committed_tip().height
-        for commit in self.store.commits(max(1, tip - APP_REPLAY_COMMITS + 1), APP_REPLAY_COMMITS):
-            self.mempool.mark_committed(self._order(commit))
-        self.metrics.height.set(tip)
+        self.metrics.height.set(self.store.committed_tip().height)
         self.decrypted_height = self.store.decrypted_tip()
         self.metrics.decrypted_height.set(self.decrypted_height)
         return Node(
@@ -203,6 +199,7 @@ class Validator:
             retention=self.settings.retention,
             metrics=self.metrics,
             on_commit=self._on_commit,
+            on_replay=lambda commit: self.mempool.mark_committed(self._order(commit)),
             before_event=lambda: self.app.observe_time(now_ms()),
         )
 
