@@ -111,7 +111,7 @@ class Validator:
         )
         self.node: Node | None = None
         self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
-        self._committed_at: dict[bytes, tuple[float, int]] = {}  # awaiting decryption
+        self._awaiting_decryption: set[bytes] = set()  # committed, not yet decrypted
         self.api_address = self.metrics_address = ""
         self.decrypted_height = 0
 
@@ -271,14 +271,14 @@ class Validator:
             submitted = self._submitted.get(digest)
             if submitted is not None:
                 self.metrics.submit_to_commit.observe(now - submitted)
-            self._committed_at[digest] = (now, commit.block.height)
+            self._awaiting_decryption.add(digest)
         self.metrics.mempool_size.set(len(self.mempool))
         self.decryption.on_commit(commit)
 
     def _decrypted(self, batch: DecryptedBatch) -> None:
         now = time.monotonic()
         for tx in batch.txs:
-            self._committed_at.pop(tx.digest, None)
+            self._awaiting_decryption.discard(tx.digest)
             if tx.plaintext is None:
                 self.metrics.invalid_transactions.inc()
                 continue
@@ -322,7 +322,7 @@ class Validator:
                 "namespace": tx.namespace if tx else None,
                 "plaintext": tx.plaintext.hex() if tx and tx.plaintext is not None else None,
             }
-        if digest in self._committed_at:
+        if digest in self._awaiting_decryption:
             return {"digest": digest.hex(), "status": "committed"}
         if digest in self.mempool:
             return {"digest": digest.hex(), "status": "pending"}
