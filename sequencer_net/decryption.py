@@ -12,9 +12,14 @@ opened (optimistic combine; proofs checked only if a key check fails) and the
 ``DecryptedBatch`` stored. Blocks without transactions need no shares.
 
 A node that restarts or syncs finds committed heights with no stored batch, and
-a node that fell behind commits blocks whose shares went out long ago; it opens
-them with the keys a peer stored for the same height (each key checked against
-its ciphertext, so a lying peer is caught and another one is asked).
+a node that fell behind commits blocks whose shares went out long ago. It first
+tries the keys a peer stored for the same height: each is checked against its
+ciphertext's key check, which proves a key right. A ciphertext whose payload
+opens to nothing has no key that passes its check, so a peer's key for it
+proves nothing; then the node sends a :class:`ShareRequest` and peers send
+their share batches for that committed block again. The node combines them
+like everyone did live (verified shares give exactly ``x·u``), so it reaches the
+same verdict — "invalid" — and never waits on keys nobody can prove.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ from sequencer_net.codec import DecodeError
 from sequencer_net.logs import event
 from sequencer_net.metrics import NodeMetrics
 from sequencer_net.storage import Store
-from sequencer_net.wire import SHARES, DecryptedBatch, DecryptedTx
+from sequencer_net.wire import SHARES, DecryptedBatch, DecryptedTx, ShareRequest
 
 log = logging.getLogger("seqnet.decrypt")
 EARLY_WINDOW = 64  # blocks whose shares we keep before we have committed them
 KEYS_RETRY_S = 1.0  # wait for shares this long, then ask peers for their stored keys
 BEHIND_BLOCKS = 3  # this many newer commits queued: peers are past this height, ask at once
+STUCK_LOG_S = 10.0  # a height still not opened after this long is logged as a warning
+REQUESTS_QUEUED = 16  # share requests from peers waiting to be served; more are ignored
+OWN_KEPT = 32  # our own recent share batches, to answer a lagging peer without recomputing
 
 Post = Callable[[int, bytes], None]
 FetchBatch = Callable[[int], Awaitable[DecryptedBatch | None]]  # a peer's stored batch
@@ -82,6 +90,12 @@ class DecryptionService:
         self._shares: OrderedDict[bytes, dict[int, ShareBatch]] = OrderedDict()
         self._arrived = trio.Event()
         self._latest = 0  # highest height committed
+        self._opening = b""  # block hash of the batch being opened now
+        self._own: OrderedDict[bytes, ShareBatch] = OrderedDict()  # our recent share batches
+        self._requests_in, self._requests = trio.open_memory_channel[tuple[int, ShareRequest]](
+            REQUESTS_QUEUED
+        )
+        self._requesters: set[int] = set()  # peers with a request queued or being served
 
     # ------------------------------------------------------------ inputs
 
@@ -91,29 +105,84 @@ class DecryptionService:
         self._commits_in.send_nowait(commit)
 
     def on_frame(self, sender: int, data: bytes) -> None:
-        """A peer's share batch: keep one per sender and block, for a bounded window."""
+        """A peer's share batch, or its request for ours."""
         try:
-            batch = SHARES.decode(data)
+            message = SHARES.decode(data)
         except DecodeError:
             self.metrics.rejected.labels("shares", "decode").inc()
             return
-        if not isinstance(batch, ShareBatch) or batch.node != sender:
+        if isinstance(message, ShareRequest):
+            self._on_request(sender, message)
+        elif message.node != sender:
             self.metrics.rejected.labels("shares", "wrong-sender").inc()
-            return
+        else:
+            self._keep(sender, message)
+
+    def _keep(self, sender: int, batch: ShareBatch) -> None:
+        """Keep one share batch per sender and block, for a bounded window of blocks.
+
+        The block being opened is never the one evicted: while this node lags,
+        shares of newer blocks keep arriving and must not push out the answers
+        to its own share request.
+        """
         held = self._shares.setdefault(batch.batch_id, {})
         held.setdefault(sender, batch)
         while len(self._shares) > EARLY_WINDOW:
-            self._shares.popitem(last=False)
+            oldest = next(iter(self._shares))
+            if oldest == self._opening:
+                self._shares.move_to_end(oldest)
+                oldest = next(iter(self._shares))
+            del self._shares[oldest]
         self._arrived.set()
+
+    def _on_request(self, sender: int, request: ShareRequest) -> None:
+        """Queue a peer's share request (one per sender at a time; ignored when busy)."""
+        if sender in self._requesters:
+            self.metrics.rejected.labels("shares", "request-pending").inc()
+            return
+        try:
+            self._requests_in.send_nowait((sender, request))
+        except trio.WouldBlock:
+            self.metrics.rejected.labels("shares", "busy").inc()
+            return
+        self._requesters.add(sender)
 
     # ------------------------------------------------------------ the worker
 
     async def run(self) -> None:
-        """Open every committed batch, in height order, forever."""
-        await self._recover_missing()
-        async for commit in self._commits:
-            if self.store.batch(commit.block.height) is None:
-                await self._open(commit)
+        """Open every committed batch, in height order, and serve peers' share requests."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._serve_requests)
+            await self._recover_missing()
+            async for commit in self._commits:
+                if self.store.batch(commit.block.height) is None:
+                    await self._open(commit)
+
+    async def _serve_requests(self) -> None:
+        """Answer share requests one at a time: our share batch for a committed block."""
+        async for sender, request in self._requests:
+            try:
+                share = await self._own_share(request)
+            finally:
+                self._requesters.discard(sender)
+            if share is None:
+                self.metrics.rejected.labels("shares", "unknown-block").inc()
+                continue
+            self.metrics.served.labels("shares").inc()
+            self._post(sender, SHARES.encode(share))
+
+    async def _own_share(self, request: ShareRequest) -> ShareBatch | None:
+        """Our share batch for a block we committed (kept, or made again), else None."""
+        kept = self._own.get(request.block_hash)
+        if kept is not None:
+            return kept
+        commits = await trio.to_thread.run_sync(self.store.commits, request.height, 1)
+        if not commits or commits[0].block_hash != request.block_hash:
+            return None  # not committed here (yet): the requester will ask again
+        try:
+            return await trio.to_thread.run_sync(self._share_for_peer, commits[0])
+        except NotCommitted:
+            return None
 
     async def _recover_missing(self) -> None:
         """Heights committed before a crash (or by sync) whose batch was never stored."""
@@ -145,18 +214,27 @@ class DecryptionService:
     ) -> tuple[CommittedBatch, ShareBatch | DecryptedBatch]:
         """(worker thread) The committed batch and our shares, or, when nothing in it can
         be decrypted, its (stored) result."""
-
-        def ciphertexts(_: bytes) -> list[Ciphertext]:
-            return [codec.decode(Ciphertext, tx) for tx in self._payload_of(commit).txs]
-
-        batch = CommittedBatch.from_commit(
-            commit, self.validator, self._is_checked, read_payload=ciphertexts
-        )
+        batch = self._committed_batch(commit)
         if not batch.decryptable:
             result = _assemble(batch, [], [])
             self.store.save_batch(result)
             return batch, result
         return batch, self.decryptor.share(batch)
+
+    def _committed_batch(self, commit: Commit) -> CommittedBatch:
+        """(worker thread) The block's ciphertexts, certificate checked (raises NotCommitted)."""
+
+        def ciphertexts(_: bytes) -> list[Ciphertext]:
+            return [codec.decode(Ciphertext, tx) for tx in self._payload_of(commit).txs]
+
+        return CommittedBatch.from_commit(
+            commit, self.validator, self._is_checked, read_payload=ciphertexts
+        )
+
+    def _share_for_peer(self, commit: Commit) -> ShareBatch | None:
+        """(worker thread) Our share batch for a committed block; None if it has nothing to open."""
+        batch = self._committed_batch(commit)
+        return self.decryptor.share(batch) if batch.decryptable else None
 
     def _open_and_store(
         self, batch: CommittedBatch, shares: dict[int, ShareBatch]
@@ -168,38 +246,74 @@ class DecryptionService:
         return result, opening.blamed
 
     async def _decrypt(self, batch: CommittedBatch, own: ShareBatch) -> DecryptedBatch:
+        """Combine ``t`` share batches; when they do not come, a peer's keys, then a request."""
+        self._keep_own(own)
         data = SHARES.encode(own)
         for peer in self.peers:
             self._post(peer, data)
+        self._opening = batch.batch_id
         self._shares.setdefault(batch.batch_id, {})[own.node] = own
+        started, patience, warned = time.monotonic(), self._first_patience(batch), False
         while True:
             self._arrived = trio.Event()
-            shares = dict(self._shares.get(batch.batch_id, {}))
-            if len(shares) >= self.decryptor.public.threshold:
-                try:
-                    result, blamed = await trio.to_thread.run_sync(
-                        self._open_and_store, batch, shares
-                    )
-                except NotEnoughShares:
-                    pass  # bad shares among them: wait for more
-                else:
-                    if blamed:
-                        self.metrics.rejected.labels("shares", "bad-share").inc(len(blamed))
-                    return result
-            from_peer = await self._wait_or_fetch(batch)
+            opened = await self._combine(batch)
+            if opened is not None:
+                return opened
+            if await self._shares_arrived_within(patience):
+                continue
+            patience = KEYS_RETRY_S  # from now on: one peer fetch and one request per second
+            from_peer = await self._open_from_peer(batch)
             if from_peer is not None:
                 await trio.to_thread.run_sync(self.store.save_batch, from_peer)
                 return from_peer
+            self._request_shares(batch)
+            if not warned and time.monotonic() - started > STUCK_LOG_S:
+                warned = True
+                held = sorted(self._shares.get(batch.batch_id, {}))
+                event(log, "decryption-waiting", logging.WARNING, height=batch.height,
+                      shares_from=held, need=self.decryptor.public.threshold)  # fmt: skip
 
-    async def _wait_or_fetch(self, batch: CommittedBatch) -> DecryptedBatch | None:
-        """Wait for more shares; after a while (at once if behind), try a peer's stored keys."""
-        behind = self._latest - batch.height >= BEHIND_BLOCKS
-        with trio.move_on_after(0 if behind else KEYS_RETRY_S):
-            await self._arrived.wait()
+    def _first_patience(self, batch: CommittedBatch) -> float:
+        """How long to wait for live shares before asking peers (not at all when behind)."""
+        return 0.0 if self._latest - batch.height >= BEHIND_BLOCKS else KEYS_RETRY_S
+
+    async def _combine(self, batch: CommittedBatch) -> DecryptedBatch | None:
+        """Open and store the batch if ``t`` usable share batches are here."""
+        shares = dict(self._shares.get(batch.batch_id, {}))
+        if len(shares) < self.decryptor.public.threshold:
             return None
-        return await self._open_from_peer(batch)
+        try:
+            result, blamed = await trio.to_thread.run_sync(self._open_and_store, batch, shares)
+        except NotEnoughShares:
+            return None  # bad shares among them: wait for more
+        if blamed:
+            self.metrics.rejected.labels("shares", "bad-share").inc(len(blamed))
+        return result
+
+    async def _shares_arrived_within(self, seconds: float) -> bool:
+        with trio.move_on_after(seconds):
+            await self._arrived.wait()
+            return True
+        return False
+
+    def _keep_own(self, own: ShareBatch) -> None:
+        self._own[own.batch_id] = own
+        while len(self._own) > OWN_KEPT:
+            self._own.popitem(last=False)
+
+    def _request_shares(self, batch: CommittedBatch) -> None:
+        """Ask every peer for its share batch of this committed block."""
+        data = SHARES.encode(ShareRequest(batch.height, batch.batch_id))
+        for peer in self.peers:
+            self._post(peer, data)
 
     async def _open_from_peer(self, batch: CommittedBatch) -> DecryptedBatch | None:
+        """The batch opened with a peer's stored keys, when every key proves itself.
+
+        A key is proved by its ciphertext's key check. A payload that opens to
+        nothing has no such key (the peer's is ``x·u``, which matches no check),
+        so such a batch is left to the shares: the caller requests them.
+        """
         stored = await self._fetch_batch(batch.height)
         if stored is None or stored.block_hash != batch.batch_id:
             return None
@@ -210,8 +324,8 @@ class DecryptionService:
         chain_id = self.validator.committee.chain_id
         cts = batch.decryptable
         plaintexts = await trio.to_thread.run_sync(lambda: open_with_keys(chain_id, cts, keys))
-        if plaintexts is None:  # some key does not match its ciphertext: the peer lied
-            self.metrics.rejected.labels("sync", "wrong-keys").inc()
+        if plaintexts is None:
+            event(log, "peer-keys-unproved", DEBUG, height=batch.height)
             return None
         return _assemble(batch, plaintexts, keys)
 

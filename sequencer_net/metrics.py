@@ -87,4 +87,10 @@ class NodeMetrics:
             ["protocol", "reason"],
             registry=r,
         )
+        self.served = Counter(
+            "seqnet_requests_served",
+            "Requests from peers answered, by kind (sync: blocks; shares: a share batch)",
+            ["kind"],
+            registry=r,
+        )
         self.up.set(1)

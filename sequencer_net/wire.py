@@ -57,6 +57,21 @@ class DecryptedBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareRequest:
+    """Ask a validator to send its share batch for a committed block (again).
+
+    Releasing shares of a committed block is safe. A node that missed them (a
+    restart, a catch-up, frames dropped while it lagged) combines ``t`` verified
+    share batches exactly as the others did, so it reaches their verdict even on
+    a ciphertext whose payload opens to nothing (peers' stored keys cannot prove
+    that one: its key matches no key check).
+    """
+
+    height: Height
+    block_hash: Digest
+
+
+@dataclass(frozen=True, slots=True)
 class SyncRequest:
     """Committed blocks from ``from_height`` up (with certificates and opened batches)."""
 
@@ -79,5 +94,5 @@ class SyncResponse:
 
 
 TX = codec.Family("tx", [TxBatch])
-SHARES = codec.Family("shares", [ShareBatch])
+SHARES = codec.Family("shares", [ShareBatch, ShareRequest])
 SYNC = codec.Family("sync", [SyncRequest, SyncResponse])
