@@ -7,10 +7,11 @@ degree ``t - 1``; the public key is ``h = f(0) * G`` and its verification key
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from mev.group import G, L, RandomBytes, base_mul, check_point, random_scalar
+from mev.group import G, L, RandomBytes, base_mul, check_point, linear_combination, random_scalar
 from sequencer_net.codec import MaxItems, Size
 
 Point = Annotated[bytes, Size(exact=32)]
@@ -81,4 +82,54 @@ def matches(public: ThresholdPublicKey, share: KeyShare) -> bool:
     return public.verification_keys[share.index] == base_mul(share.secret)
 
 
-__all__ = ["G", "KeyShare", "ThresholdPublicKey", "deal", "evaluate", "evaluation_point", "matches"]
+def lagrange_at(x: int, points: Sequence[int]) -> list[int]:
+    """Coefficients that interpolate ``f(x)`` from ``f`` at distinct ``points`` (not x)."""
+    if len(set(points)) != len(points) or x in points:
+        raise ValueError("interpolation points must be distinct and differ from x")
+    coefficients = []
+    for i in points:
+        num, den = 1, 1
+        for j in points:
+            if j != i:
+                num = num * (x - j) % L
+                den = den * (i - j) % L
+        coefficients.append(num * pow(den, -1, L) % L)
+    return coefficients
+
+
+def check_consistent(public: ThresholdPublicKey) -> None:
+    """Raise ValueError unless every key lies on one polynomial of degree ``t - 1``.
+
+    Why: each verification key must be ``f(i + 1) * G`` and the public key
+    ``f(0) * G`` for one secret ``f``; otherwise t honest shares combine to
+    something other than the key clients encrypt to and every transaction
+    fails to decrypt. The polynomial through the first ``t`` keys is
+    evaluated in the exponent at 0 and at every other validator's point.
+    About ``n * t`` scalar multiplications (0.1 ms each): n = 100 takes ~0.3 s.
+    """
+    t = public.threshold
+    basis = [evaluation_point(i) for i in range(t)]
+    through = f"the degree-{t - 1} polynomial through verification_keys[0..{t - 1}]"
+
+    def value_at(x: int) -> bytes:
+        terms = zip(lagrange_at(x, basis), public.verification_keys[:t], strict=True)
+        return linear_combination(terms)
+
+    if value_at(0) != public.public_key:
+        raise ValueError(f"public_key is not the value at 0 of {through}")
+    for i in range(t, public.n):
+        if value_at(evaluation_point(i)) != public.verification_keys[i]:
+            raise ValueError(f"verification_keys[{i}] does not lie on {through}")
+
+
+__all__ = [
+    "G",
+    "KeyShare",
+    "ThresholdPublicKey",
+    "check_consistent",
+    "deal",
+    "evaluate",
+    "evaluation_point",
+    "lagrange_at",
+    "matches",
+]

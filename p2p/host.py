@@ -14,6 +14,13 @@ decryption shares). Outbound, one persistent stream per peer and protocol is
 opened lazily and reused. ``/seqnet/sync/1`` is request/response (one frame
 each way on a fresh stream) and open to any peer, a few at a time. Frames are
 opaque here: decoding and validation belong to the node.
+
+Every stream, in both directions and on every protocol, starts with the
+genesis hello (``p2p.hello``): a peer whose genesis digest differs is reset
+before any frame and counted as ``genesis-mismatch``. Inbound connections are
+admitted by ``p2p.slots``: validators always find room, outsiders and
+connections still in the handshake cannot crowd them out, and a failed dial
+never keeps a validator away (py-libp2p's negative cache is lifted first).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from p2p.framing import FrameError, FrameReader, frame
+from p2p.hello import GenesisMismatch, committee_id, exchange_hello, hello_frame
+from p2p.slots import InboundSlots, forget_failed_dial
 
 CONSENSUS_PROTOCOL = TProtocol("/seqnet/consensus/1")
 TX_PROTOCOL = TProtocol("/seqnet/tx/1")
@@ -51,7 +60,7 @@ OnFrame = Callable[[str, int, bytes], Awaitable[None]]
 ServeRequest = Callable[[bytes], Awaitable[bytes | None]]
 
 
-MAX_CONNECTIONS = 64  # validators plus a bounded number of subscribers and syncing peers
+MAX_CONNECTIONS = 1024  # a backstop only: p2p.slots decides who gets in, well below this
 TIMEOUT_S = 5.0
 
 
@@ -60,8 +69,9 @@ def connection_limits() -> ConnectionConfig:
 
     One connection per peer (also avoids the 250 ms dial delay); no
     auto-connector (its default low watermark of 100 re-dials every known peer
-    every 30 s); a hard cap on connections with pruning only at the cap; 5 s
-    for dials, upgrades and protocol negotiation instead of 10.
+    every 30 s); connection caps far above what ``p2p.slots`` admits, so
+    py-libp2p never refuses a validator for lack of room and never prunes;
+    5 s for dials, upgrades and protocol negotiation instead of 10.
     """
     return ConnectionConfig(
         max_connections=MAX_CONNECTIONS,
@@ -89,7 +99,9 @@ class ValidatorHost:
         listen: str = "/ip4/127.0.0.1/tcp/0",
         serve_sync: ServeRequest | None = None,
         on_reject: Callable[[str, str], None] | None = None,
+        genesis_id: bytes | None = None,
     ) -> None:
+        """``genesis_id``: the genesis digest peers must share; by default the peer ids'."""
         key_pair = create_new_key_pair(seed)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
         self.host = new_host(
@@ -99,6 +111,7 @@ class ValidatorHost:
             listen_addrs=[multiaddr.Multiaddr(listen)],
         )
         self.me, self._on_frame, self._listen = me, on_frame, listen
+        self._genesis_id = genesis_id
         self.set_peers(peers)
         self._outbound: dict[tuple[int, str], Any] = {}
         self._locks: dict[tuple[int, str], trio.Lock] = {}
@@ -108,6 +121,8 @@ class ValidatorHost:
         self._serve_sync, self._on_reject = serve_sync, on_reject
         self._sync_slots = trio.Semaphore(MAX_SYNC_SERVING)
         self.host.set_stream_handler(SYNC_PROTOCOL, self._answer_sync)
+        self.slots = InboundSlots(self.host.get_network(), self._is_validator)
+        self.slots.install()
 
     def running(self) -> AbstractAsyncContextManager[None]:
         """Listen while the block runs; cancel it to stop."""
@@ -117,6 +132,11 @@ class ValidatorHost:
         """Validator i's (peer id, multiaddr): from genesis, or once test hosts listen."""
         self.peers = list(peers)
         self._index_of = {peer_id: i for i, (peer_id, _) in enumerate(self.peers)}
+        ids = [peer_id for peer_id, _ in self.peers]
+        self._hello = hello_frame(self._genesis_id or committee_id(ids))
+
+    def _is_validator(self, peer: ID) -> bool:
+        return str(peer) in self._index_of
 
     @property
     def address(self) -> str:
@@ -149,6 +169,8 @@ class ValidatorHost:
             return
         reader = FrameReader(stream)
         try:
+            if not await self._greet(protocol, stream, reader):
+                return
             while (data := await reader.next()) is not None:
                 await self._on_frame(protocol, sender, data)
         except FrameError as exc:
@@ -159,7 +181,16 @@ class ValidatorHost:
             self._reject(protocol, "stream-error")
             log.info("stream from validator %d ended: %s", sender, exc)
 
-    # ------------------------------------------------------------ outbound
+    async def _greet(self, protocol: str, stream: Any, reader: FrameReader) -> bool:
+        """Exchange genesis hellos; False (stream reset, refusal counted) if they differ."""
+        try:
+            await exchange_hello(stream, reader, self._hello)
+        except GenesisMismatch as exc:
+            self._reject(protocol, "genesis-mismatch")
+            log.warning("refused %s stream: %s", protocol, exc)
+            await _quietly_reset(stream)
+            return False
+        return True
 
     async def _answer_sync(self, stream: Any) -> None:
         """One request frame in, one response frame out (any peer, a few at a time)."""
@@ -169,7 +200,10 @@ class ValidatorHost:
         async with self._sync_slots:
             try:
                 with trio.fail_after(SYNC_TIMEOUT_S):
-                    request = await FrameReader(stream).next()
+                    reader = FrameReader(stream)
+                    if not await self._greet(SYNC_PROTOCOL, stream, reader):
+                        return
+                    request = await reader.next()
                     answer = None if request is None else await self._serve_sync(request)
                     if answer is not None:
                         await stream.write(frame(answer))
@@ -200,8 +234,11 @@ class ValidatorHost:
         try:
             with trio.fail_after(SYNC_TIMEOUT_S):
                 stream = await self._new_stream(to, SYNC_PROTOCOL)
+                reader = FrameReader(stream)
+                if not await self._greet(SYNC_PROTOCOL, stream, reader):
+                    return None
                 await stream.write(frame(payload))
-                answer = await FrameReader(stream).next()
+                answer = await reader.next()
                 await stream.close()
                 return answer
         except Exception as exc:
@@ -209,14 +246,18 @@ class ValidatorHost:
             return None
 
     async def _open(self, to: int, protocol: str) -> Any:
-        with trio.fail_after(5):
+        """A greeted stream to validator ``to``; raises if it cannot be opened or greeted."""
+        with trio.fail_after(TIMEOUT_S):
             stream = await self._new_stream(to, protocol)
+            if not await self._greet(protocol, stream, FrameReader(stream)):
+                raise GenesisMismatch(f"validator {to} runs another genesis")
         self._outbound[(to, protocol)] = stream
         return stream
 
     async def _new_stream(self, to: int, protocol: str) -> Any:
         peer_id, address = self.peers[to]
         info = PeerInfo(ID.from_base58(peer_id), [multiaddr.Multiaddr(address)])
+        forget_failed_dial(self.host.get_network(), info.peer_id)
         await self.host.connect(info)
         return await self.host.new_stream(info.peer_id, [TProtocol(protocol)])
 

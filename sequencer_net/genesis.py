@@ -5,7 +5,12 @@ peer id, address), the threshold public key with one verification key per
 validator, the registered rollup namespaces and protocol parameters. Each
 validator's key file (mode 0600) holds its ed25519 seed — both its vote key and
 its libp2p identity — and its threshold key share. Both are read strictly:
-size-capped, every field type- and range-checked, every point validated.
+size-capped, unknown fields refused, every field type- and range-checked, every
+point validated. A genesis must also be self-consistent (:func:`validate`): a
+node that started from a hand-edited copy (say threshold 1 instead of f + 1)
+would join the network and then disagree with it on every transaction, so it
+must not start at all. :func:`digest` binds the canonical genesis into every
+libp2p stream (``p2p.host``), so nodes with different genesis files never talk.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from mev.group import L, RandomBytes, scalar_bytes
-from mev.keys import KeyShare, ThresholdPublicKey, deal, matches
+import multiaddr
+
+from mev.group import L, RandomBytes, is_point, scalar_bytes
+from mev.keys import KeyShare, ThresholdPublicKey, check_consistent, deal, matches
 from sequencer_net.committee import Committee
 from sequencer_net.signing import SigningKey
 
@@ -26,6 +33,11 @@ GENESIS_FORMAT = "seqnet-genesis/1"
 KEY_FORMAT = "seqnet-node-key/1"
 MAX_FILE_BYTES = 1024 * 1024
 DEFAULT_NAMESPACES = ("rollup-a", "rollup-b")
+MAX_CHAIN_ID = 64
+GENESIS_FIELDS = ("format", "chain_id", "n", "f", "validators", "threshold", "namespaces", "params")
+VALIDATOR_FIELDS = ("index", "public_key", "peer_id", "address")
+THRESHOLD_FIELDS = ("t", "public_key", "verification_keys")
+KEY_FIELDS = ("format", "chain_id", "index", "ed25519_seed", "threshold_share")
 
 
 class GenesisError(ValueError):
@@ -86,29 +98,20 @@ class Genesis:
 
     @classmethod
     def from_json(cls, data: Any) -> Genesis:
-        doc = _Doc(data, "genesis")
+        """Read strictly, then :func:`validate`: the first problem found is the error."""
+        doc = _Doc(data, "genesis", GENESIS_FIELDS)
         if doc.text("format") != GENESIS_FORMAT:
             raise GenesisError(f"genesis: format must be {GENESIS_FORMAT!r}")
         validators = tuple(
-            _validator(_Doc(v, f"validators[{i}]"), i)
+            _validator(_Doc(v, f"validators[{i}]", VALIDATOR_FIELDS))
             for i, v in enumerate(doc.items("validators"))
         )
-        threshold = _Doc(doc.get("threshold", dict), "threshold")
-        try:
-            key = ThresholdPublicKey(
-                threshold.integer("t"),
-                threshold.hexbytes("public_key", 32),
-                tuple(
-                    _hex(k, "verification_keys", 32) for k in threshold.items("verification_keys")
-                ),
-            )
-        except ValueError as exc:
-            raise GenesisError(f"threshold: {exc}") from None
-        if key.n != len(validators) or not validators:
-            raise GenesisError("threshold: one verification key per validator is required")
         namespaces = tuple(_namespace(ns) for ns in doc.items("namespaces"))
         params = {k: _int(v, f"params.{k}") for k, v in doc.get("params", dict).items()}
-        return cls(doc.text("chain_id"), validators, key, namespaces, params)
+        genesis = cls(doc.text("chain_id"), validators, _threshold_key(doc), namespaces, params)
+        _check_stated_sizes(doc, genesis)
+        validate(genesis)
+        return genesis
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +134,7 @@ class NodeKeys:
 
     @classmethod
     def from_json(cls, data: Any) -> NodeKeys:
-        doc = _Doc(data, "key file")
+        doc = _Doc(data, "key file", KEY_FIELDS)
         if doc.text("format") != KEY_FORMAT:
             raise GenesisError(f"key file: format must be {KEY_FORMAT!r}")
         index = doc.integer("index")
@@ -165,7 +168,8 @@ def create(
     """A new network with a trusted dealer: for local clusters and tests."""
     if n < 1:
         raise GenesisError("need at least one validator")
-    t = threshold if threshold is not None else (n - 1) // 3 + 1
+    t = decryption_threshold(n) if threshold is None else threshold
+    _check_t(t, n)
     public, shares = deal(n, t, random_bytes)
     signing = [SigningKey(random_bytes(32)) for _ in range(n)]
     validators = tuple(
@@ -173,6 +177,7 @@ def create(
         for i, k in enumerate(signing)
     )
     genesis = Genesis(chain_id, validators, public, tuple(namespaces), dict(params or {}))
+    validate(genesis)  # never write what a node would refuse to load
     keys = [NodeKeys(chain_id, i, signing[i], shares[i]) for i in range(n)]
     return genesis, keys
 
@@ -225,9 +230,12 @@ def _read_json(path: pathlib.Path) -> Any:
 class _Doc:
     """Typed access to a JSON object, with errors that name the field."""
 
-    def __init__(self, data: Any, where: str) -> None:
+    def __init__(self, data: Any, where: str, fields: tuple[str, ...] | None = None) -> None:
         if not isinstance(data, dict):
             raise GenesisError(f"{where}: expected an object")
+        unknown = sorted(str(k) for k in data if fields is not None and k not in fields)
+        if unknown:
+            raise GenesisError(f"{where}: unknown field {unknown[0]!r}")
         self.data, self.where = data, where
 
     def get(self, key: str, kind: type) -> Any:
@@ -265,13 +273,10 @@ def _hex(value: Any, where: str, size: int) -> bytes:
     return raw
 
 
-def _validator(doc: _Doc, position: int) -> Validator:
-    if doc.integer("index") != position:
-        raise GenesisError(f"{doc.where}: validators must be listed in index order")
+def _validator(doc: _Doc) -> Validator:
+    """Types only; :func:`validate` checks what the values must satisfy."""
     key = doc.hexbytes("public_key", 32)
-    if doc.text("peer_id") != peer_id(key):
-        raise GenesisError(f"{doc.where}: peer_id does not match public_key")
-    return Validator(position, key, doc.text("peer_id"), doc.text("address"))
+    return Validator(doc.integer("index"), key, doc.text("peer_id"), doc.text("address"))
 
 
 def _namespace(value: Any) -> str:
@@ -294,6 +299,114 @@ def peer_id(ed25519_public_key: bytes) -> str:
     return "1" * (len(multihash) - len(multihash.lstrip(b"\x00"))) + out
 
 
+def digest(genesis: Genesis) -> bytes:
+    """SHA-256 of the canonical genesis (sorted keys): what peers must agree on to talk."""
+    return hashlib.sha256(json.dumps(genesis.to_json(), sort_keys=True).encode()).digest()
+
+
 def fingerprint(genesis: Genesis) -> str:
-    """A short id of a genesis, for logs and cluster status."""
-    return hashlib.sha256(json.dumps(genesis.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+    """A short id of a genesis, for logs and cluster status (a prefix of :func:`digest`)."""
+    return digest(genesis).hex()[:16]
+
+
+# ---------------------------------------------------------------- self-consistency
+
+
+def validate(genesis: Genesis) -> None:
+    """Raise :class:`GenesisError` naming the first rule ``genesis`` breaks.
+
+    Whatever a file says, a node accepts only a genesis whose numbers follow
+    from its validator list (n, f = (n - 1) // 3, t = f + 1), whose validators
+    are distinct, and whose threshold key is one polynomial's commitments.
+    """
+    _check_chain_id(genesis.chain_id)
+    _check_validators(genesis.validators)
+    _check_threshold(genesis)
+    if not genesis.namespaces or len(set(genesis.namespaces)) != len(genesis.namespaces):
+        raise GenesisError("namespaces: at least one, and no namespace twice")
+
+
+def _check_chain_id(chain_id: str) -> None:
+    if not 1 <= len(chain_id) <= MAX_CHAIN_ID or not chain_id.isprintable():
+        raise GenesisError(f"chain_id: 1 to {MAX_CHAIN_ID} printable characters")
+
+
+def _check_validators(validators: tuple[Validator, ...]) -> None:
+    """Indices 0..n-1; each key a valid point with its own peer id; one validator per address."""
+    if not validators:
+        raise GenesisError("validators: at least one is required")
+    for position, v in enumerate(validators):
+        where = f"validators[{position}]"
+        if v.index != position:
+            raise GenesisError(f"{where}: validators must be listed in index order")
+        if not is_point(v.public_key) or v.peer_id != peer_id(v.public_key):
+            raise GenesisError(f"{where}: public_key is not a valid key or peer_id does not match")
+        _check_address(v.address, where)
+    for name in ("public_key", "peer_id", "address"):
+        _check_distinct([getattr(v, name) for v in validators], name)
+
+
+def _check_distinct(values: list[Any], name: str) -> None:
+    first: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        if value in first:
+            raise GenesisError(f"validators[{i}]: same {name} as validators[{first[value]}]")
+        first[value] = i
+
+
+def _check_address(address: str, where: str) -> None:
+    try:
+        protocols = [p.name for p in multiaddr.Multiaddr(address).protocols()]
+    except Exception:  # multiaddr raises several unrelated types on bad input
+        protocols = []
+    if "tcp" not in protocols or "p2p" in protocols:
+        raise GenesisError(
+            f"{where}.address: expected a TCP multiaddr such as /ip4/1.2.3.4/tcp/7100"
+        )
+
+
+def _check_threshold(genesis: Genesis) -> None:
+    """t = f + 1, one verification key per validator, all on one polynomial with the key."""
+    key, n = genesis.threshold_key, genesis.n
+    if key.n != n:
+        raise GenesisError(f"threshold: {key.n} verification keys for {n} validators")
+    _check_t(key.threshold, n)
+    try:
+        check_consistent(key)
+    except ValueError as exc:
+        raise GenesisError(f"threshold: {exc}") from None
+
+
+def decryption_threshold(n: int) -> int:
+    """f + 1 shares: the f faulty validators alone can never decrypt, f + 1 honest ones can."""
+    return (n - 1) // 3 + 1
+
+
+def _check_t(t: int, n: int) -> None:
+    if t != decryption_threshold(n):
+        raise GenesisError(
+            f"threshold: t = {t} but n = {n} validators need t = f + 1 = {decryption_threshold(n)}"
+        )
+
+
+def _check_stated_sizes(doc: _Doc, genesis: Genesis) -> None:
+    """The file's own ``n`` and ``f`` must be what its validator list implies."""
+    if doc.integer("n") != genesis.n:
+        raise GenesisError(f"genesis.n: says {doc.integer('n')} but lists {genesis.n} validators")
+    if doc.integer("f") != genesis.f:
+        raise GenesisError(
+            f"genesis.f: says {doc.integer('f')} but n = {genesis.n} gives f = {genesis.f}"
+        )
+
+
+def _threshold_key(doc: _Doc) -> ThresholdPublicKey:
+    threshold = _Doc(doc.get("threshold", dict), "threshold", THRESHOLD_FIELDS)
+    keys = threshold.items("verification_keys")
+    try:
+        return ThresholdPublicKey(
+            threshold.integer("t"),
+            threshold.hexbytes("public_key", 32),
+            tuple(_hex(k, f"threshold.verification_keys[{i}]", 32) for i, k in enumerate(keys)),
+        )
+    except ValueError as exc:
+        raise GenesisError(f"threshold: {exc}") from None

@@ -105,3 +105,64 @@ def test_arbitrary_json_raises_only_genesis_error(value: Any) -> None:
     for reader in (gen.Genesis.from_json, gen.NodeKeys.from_json):
         with pytest.raises(gen.GenesisError):
             reader(value)
+
+
+def _validator_json(i: int, **changes: Any) -> dict[str, Any]:
+    return {**GENESIS.to_json()["validators"][i], **changes}
+
+
+def _swapped_verification_keys() -> list[str]:
+    keys = list(GENESIS.to_json()["threshold"]["verification_keys"])
+    keys[2], keys[3] = keys[3], keys[2]
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        # the probe's edits: a node must not start from them
+        (["threshold", "t"], 1, r"t = 1 but n = 4 validators need t = f \+ 1 = 2"),
+        (["threshold", "t"], 3, r"t = 3 but n = 4 validators need t = f \+ 1 = 2"),
+        (["n"], 5, r"genesis.n: says 5 but lists 4"),
+        (["f"], 0, r"genesis.f: says 0 but n = 4 gives f = 1"),
+        (
+            ["threshold", "verification_keys"],
+            _swapped_verification_keys(),
+            r"keys\[2\] does not lie",
+        ),
+        (
+            ["threshold", "public_key"],
+            _validator_json(0)["public_key"],
+            "public_key is not the value",
+        ),
+        (["validators", 1], _validator_json(0, index=1), "same public_key as validators"),
+        (["validators", 1, "address"], _validator_json(0)["address"], "same address as validators"),
+        (["validators", 1, "address"], "127.0.0.1:7101", r"validators\[1\].address"),
+        (["namespaces"], ["rollup-a", "rollup-a"], "no namespace twice"),
+        (["namespaces"], [], "at least one"),
+        (["chain_id"], "", "chain_id"),
+        (["validators", 0, "weight"], 5, "unknown field 'weight'"),
+        (["threshold", "degree"], 1, "unknown field 'degree'"),
+        (["extra"], {}, "unknown field 'extra'"),
+    ],
+)
+def test_inconsistent_genesis_is_refused_naming_the_rule(
+    path: list[Any], value: Any, message: str
+) -> None:
+    with pytest.raises(gen.GenesisError, match=message):
+        gen.Genesis.from_json(mutated(path, value))
+
+
+def test_a_genesis_missing_a_validator_is_refused(tmp_path: pathlib.Path) -> None:
+    doc = mutated(["n"], 3)
+    doc["f"], doc["validators"] = 0, doc["validators"][:3]
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(gen.GenesisError, match="4 verification keys for 3 validators"):
+        gen.load_genesis(path)
+
+
+def test_a_dealer_is_held_to_the_same_rules() -> None:
+    with pytest.raises(gen.GenesisError, match=r"t = 3 but n = 4"):
+        gen.create(4, threshold=3)
+    assert gen.create(7)[0].threshold_key.threshold == 3

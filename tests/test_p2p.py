@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
@@ -13,23 +13,31 @@ from p2p.host import CONSENSUS_PROTOCOL, ValidatorHost
 from sequencer_net.genesis import peer_id
 from sequencer_net.signing import SigningKey
 
-SEEDS = [SigningKey.derive(f"p2p/{i}").seed for i in range(3)]
+SEEDS = [SigningKey.derive(f"p2p/{i}").seed for i in range(5)]
 
 
 @asynccontextmanager
 async def cluster(
     n_validators: int,
+    genesis_ids: Sequence[bytes | None] = (),
+    on_reject: Callable[[str, str], None] | None = None,
+    serve_sync: Callable[[bytes], Awaitable[bytes | None]] | None = None,
 ) -> AsyncIterator[tuple[list[ValidatorHost], list[list[tuple[int, bytes]]]]]:
-    """Validators 0..n-1 listening on loopback; inbox[i] collects what i received."""
+    """Validators 0..n-1 listening on loopback; inbox[i] collects what i received.
+
+    ``genesis_ids[i]`` (default: none given) is the genesis digest host i binds.
+    """
     inbox: list[list[tuple[int, bytes]]] = [[] for _ in range(n_validators)]
     hosts: list[ValidatorHost] = []
     peers: list[tuple[str, str]] = []
+    ids = list(genesis_ids) or [None] * n_validators
     for i in range(n_validators):
 
         async def on_frame(protocol: str, sender: int, data: bytes, i: int = i) -> None:
             inbox[i].append((sender, data))
 
-        hosts.append(ValidatorHost(SEEDS[i], i, peers, on_frame))
+        options = {"on_reject": on_reject, "serve_sync": serve_sync, "genesis_id": ids[i]}
+        hosts.append(ValidatorHost(SEEDS[i], i, peers, on_frame, **options))
     async with AsyncExitStack() as stack:
         for h in hosts:
             await stack.enter_async_context(h.running())
