@@ -4,6 +4,10 @@ Routes are thin: each reads the validator's state or hands a submission to the
 ingress, and every refusal is a JSON ``{"error": reason}`` with a 4xx status.
 Served by hypercorn on the node's own trio loop, so handlers touch node state
 without locks.
+
+Every input is bounded before the validator sees it: heights to SQLite's integer
+range, digests to 32 bytes, bodies in size and in time (hypercorn closes idle
+connections and slow headers after 5 s, but would wait for a body forever).
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import trio
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from hypercorn.config import Config
 from hypercorn.trio import serve
-from prometheus_client import make_asgi_app
+from prometheus_client.exposition import choose_encoder
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Route, Router
 
 from sequencer_net import __version__, codec
 
@@ -25,6 +33,9 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
 MAX_BATCH_TXS = 4096
+BODY_TIMEOUT_S = 5.0  # the whole body, like hypercorn's bound on idle connections and headers
+MAX_HEIGHT = 2**63 - 1  # SQLite's largest integer: beyond it a lookup fails, not misses
+DIGEST_BYTES = 32  # sha256, as mev.kem.digest
 REFUSAL_STATUS = {"duplicate": 409, "overloaded": 429, "oversized": 413}
 
 
@@ -33,6 +44,7 @@ def build_app(v: Validator) -> FastAPI:
         title="seqnet validator",
         version=__version__,
         description="Submit threshold-encrypted transactions; read status and decrypted batches.",
+        exception_handlers={RequestValidationError: _invalid_request, HTTPException: _http_refusal},
     )
 
     @app.post(
@@ -43,12 +55,12 @@ def build_app(v: Validator) -> FastAPI:
     )
     async def submit(request: Request) -> Any:
         body = await _read_body(request)
-        if body is None:
-            return _error(413, "oversized")
+        if isinstance(body, Response):
+            return body
         data = _ciphertext_bytes(body, request.headers.get("content-type", ""))
         if data is None:
             return _error(400, "malformed")
-        verdict = await v.submit(data)
+        verdict = await v.submit(data, _client(request))
         if not verdict.accepted:
             return _error(REFUSAL_STATUS.get(verdict.reason, 400), verdict.reason, verdict.digest)
         return {"digest": verdict.digest.hex(), "status": "pending"}
@@ -60,12 +72,12 @@ def build_app(v: Validator) -> FastAPI:
     )
     async def submit_batch(request: Request) -> Any:
         body = await _read_body(request, MAX_BATCH_BODY_BYTES)
-        if body is None:
-            return _error(413, "oversized")
+        if isinstance(body, Response):
+            return body
         txs = _cbor_byte_strings(body)
         if txs is None:
             return _error(400, f"expected a CBOR array of at most {MAX_BATCH_TXS} byte strings")
-        verdicts = await v.submit_many(txs)
+        verdicts = await v.submit_many(txs, _client(request))
         return {
             "results": [
                 {"digest": x.digest.hex(), "status": "pending" if x.accepted else x.reason}
@@ -75,10 +87,9 @@ def build_app(v: Validator) -> FastAPI:
 
     @app.get("/v1/transactions/{digest}", summary="Where a transaction is: pending to decrypted")
     async def transaction(digest: str) -> Any:
-        try:
-            raw = bytes.fromhex(digest)
-        except ValueError:
-            return _error(400, "digest must be hex")
+        raw = _digest(digest)
+        if raw is None:
+            return _error(400, f"digest must be {DIGEST_BYTES} bytes of hex")
         return v.transaction_status(raw)
 
     @app.get("/v1/status", summary="Height, view, leader, peers, last commit age")
@@ -86,10 +97,12 @@ def build_app(v: Validator) -> FastAPI:
         return v.status()
 
     @app.get("/v1/batches/{height}", summary="The decrypted batch at a height")
-    async def batch(height: int, namespace: str | None = Query(default=None)) -> Any:
-        found = await trio.to_thread.run_sync(v.store.batch, height)
+    async def batch(
+        height: int = Path(ge=1, le=MAX_HEIGHT), namespace: str | None = Query(default=None)
+    ) -> Any:
+        found = await trio.to_thread.run_sync(v.reader.batch, height)
         if found is None:
-            return _error(404, "not decrypted yet" if height >= 1 else "no such height")
+            return _error(404, "not decrypted yet")
         return {
             "height": found.height,
             "block_hash": found.block_hash.hex(),
@@ -108,7 +121,21 @@ def build_app(v: Validator) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Response:
+    """The whole body, or the refusal to send instead (413 too big, 408 too slow).
+
+    The deadline is what frees a connection whose client sent the headers and a
+    few bytes, then nothing: hypercorn has no timer running while a handler waits
+    for the body. Either refusal leaves the body unread, so hypercorn closes the
+    connection after answering.
+    """
+    with trio.move_on_after(BODY_TIMEOUT_S):
+        body = await _read_capped(request, limit)
+        return _error(413, "oversized", close=True) if body is None else body
+    return _error(408, f"body not received within {BODY_TIMEOUT_S:g} s", close=True)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -116,6 +143,21 @@ async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | N
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _digest(text: str) -> bytes | None:
+    """The digest spelled by exactly 64 hex digits; ``bytes.fromhex`` alone takes any length."""
+    if len(text) != 2 * DIGEST_BYTES:
+        return None
+    try:
+        return bytes.fromhex(text)  # 64 characters with a space in them fail here: odd length
+    except ValueError:
+        return None
+
+
+def _client(request: Request) -> tuple[str, int] | None:
+    """The client's connection (host, port): each gets its own share of check time."""
+    return None if request.client is None else (request.client.host, request.client.port)
 
 
 def _ciphertext_bytes(body: bytes, content_type: str) -> bytes | None:
@@ -140,11 +182,25 @@ def _cbor_byte_strings(body: bytes) -> list[bytes] | None:
     return items
 
 
-def _error(status: int, reason: str, digest: bytes = b"") -> JSONResponse:
+def _error(status: int, reason: str, digest: bytes = b"", *, close: bool = False) -> JSONResponse:
     content: dict[str, str] = {"error": reason}
     if digest:
         content["digest"] = digest.hex()
-    return JSONResponse(status_code=status, content=content)
+    headers = {"connection": "close"} if close else None
+    return JSONResponse(status_code=status, content=content, headers=headers)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A path or query parameter of the wrong type or out of range: 400 with what was wrong."""
+    problems = [f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors()]
+    return _error(400, "; ".join(problems))
+
+
+async def _http_refusal(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (no such route 404, wrong method 405) in the API's shape."""
+    response = _error(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def serve_http(app: Any, bind: str, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -156,5 +212,15 @@ async def serve_http(app: Any, bind: str, *, task_status: Any = trio.TASK_STATUS
     await serve(app, config, task_status=task_status)
 
 
-def metrics_app(v: Validator) -> Any:
-    return make_asgi_app(v.metrics.registry)
+def metrics_app(v: Validator) -> Router:
+    """``GET /metrics`` (and HEAD); any other path is 404, any other method 405.
+
+    ``prometheus_client.make_asgi_app`` answers every path and method with the
+    metrics, which makes each probe of a scanner look like a success.
+    """
+
+    async def metrics(request: Request) -> Response:
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(v.metrics.registry), media_type=content_type)
+
+    return Router(routes=[Route("/metrics", metrics, methods=["GET"])], redirect_slashes=False)

@@ -46,8 +46,8 @@ Request = Callable[[int, bytes], Awaitable[bytes | None]]  # (peer, request) -> 
 class SyncServer:
     """Answers sync requests from this node's store."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, on_served: Callable[[], None] = lambda: None) -> None:
+        self.store, self._on_served = store, on_served
 
     async def answer(self, data: bytes) -> bytes | None:
         try:
@@ -57,6 +57,7 @@ class SyncServer:
         if not isinstance(request, SyncRequest):
             return None
         blocks = await trio.to_thread.run_sync(self._read, request)
+        self._on_served()
         return SYNC.encode(SyncResponse(tuple(blocks)))
 
     def _read(self, request: SyncRequest) -> list[SyncedBlock]:
@@ -111,10 +112,12 @@ class CatchUp:
         peers: list[int],
         request: Request,
         on_commit: Callable[[Commit], None] = lambda commit: None,
+        ordered: Callable[[Commit], Sequence[bytes]] = lambda commit: (),
     ) -> None:
         self.validator, self.store, self.peers, self._request = validator, store, peers, request
-        self._on_commit = on_commit
+        self._on_commit, self._ordered = on_commit, ordered
         self.batches: dict[int, DecryptedBatch] = {}  # peers' opened batches, for their keys
+        self.certified_round = 0  # highest round seen certified in what was taken
         self.rejected = 0
         self._turn = 0
 
@@ -155,9 +158,11 @@ class CatchUp:
     async def _apply(self, blocks: list[SyncedBlock]) -> None:
         for item in blocks:
             commit = Commit(item.block, block_hash(item.block), item.certificate)
-            await trio.to_thread.run_sync(self.store.append_commit, commit)
+            await trio.to_thread.run_sync(self.store.append_commit, commit, self._ordered(commit))
             if item.batch is not None:
                 self.batches[item.block.height] = item.batch
+            # proved committed: its child, certified too, is in the next round
+            self.certified_round = max(self.certified_round, item.block.round + 1)
             self._on_commit(commit)
 
     async def batch_from_peers(self, height: int) -> DecryptedBatch | None:

@@ -6,7 +6,16 @@ A submission (HTTP) or a peer's ``TxBatch`` goes through the mempool's cheap
 checks at once (size, strict decode, namespace, duplicate). What survives waits
 for the checker task, which runs the ciphertext proofs of *everything waiting*
 in one worker-thread call (libsodium releases the GIL, so the event loop keeps
-running consensus meanwhile), then admits the good ones. Each admitted
+running consensus meanwhile), then admits the good ones. The same call asks the
+store which of them were committed at any height: the mempool remembers only
+the most recent commits, the store every one, so a replay of old bytes is a
+duplicate however long ago, and across restarts.
+
+Check time is shared fairly between sources: every client connection and every
+peer has its own queue, and each thread call takes at most ``SLICE`` items from
+each queue in turn. A source that floods (thousands of bad proofs in one
+request) waits behind itself; an honest transaction from anyone else is
+checked in the next call, not after the whole flood. Each admitted
 transaction is reported to the fair-ordering app with its local arrival time
 and queued for relay; every ``RELAY_TICK_S`` one ``TxBatch`` per peer carries
 all of them (not back to the peer it came from). Every validator relays what
@@ -16,8 +25,8 @@ it admits, so a transaction that reached one honest validator reaches all.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import trio
@@ -32,6 +41,8 @@ from sequencer_net.wire import TX, TxBatch
 
 RELAY_TICK_S = 0.005
 MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused
+MAX_WAITING_PER_SOURCE = 5_000  # one source (client connection or peer) may hold this many
+SLICE = 64  # proofs checked per source per thread call (~40 ms at most, then the next source)
 REMEMBER_CHECKED = 200_000  # digests whose proof we checked, so decryption need not redo it
 
 Post = Callable[[int, bytes], None]  # (peer, frame) -> queued for that peer
@@ -43,6 +54,7 @@ class _Waiting:
     data: bytes
     digest: bytes
     source: int | None  # validator index, None for a client
+    queue: Hashable  # whose queue it waits in: the peer, or the client's connection
     verdict: Admission | None = None
     done: trio.Event = field(default_factory=trio.Event)
 
@@ -57,10 +69,13 @@ class TxIngress:
         post: Post,
         on_admitted: Callable[[bytes, Ciphertext], None],
         metrics: NodeMetrics,
+        committed: Callable[[list[bytes]], set[bytes]] = lambda digests: set(),
     ) -> None:
         self.mempool, self.peers, self._post = mempool, peers, post
+        self._committed = committed  # (worker thread) which digests the store holds
         self._on_admitted, self.metrics = on_admitted, metrics
-        self._waiting: list[_Waiting] = []
+        self._waiting: dict[Hashable, deque[_Waiting]] = {}  # per source, in arrival order
+        self._waiting_count = 0
         self._in_check: set[bytes] = set()
         self._wake = trio.Event()
         self._outgoing: list[tuple[bytes, int | None]] = []
@@ -68,13 +83,14 @@ class TxIngress:
 
     # ------------------------------------------------------------ inputs
 
-    async def submit(self, data: bytes) -> Admission:
+    async def submit(self, data: bytes, client: Hashable = "client") -> Admission:
         """A client's transaction: the verdict once its proof has been checked."""
-        return (await self.submit_many([data]))[0]
+        return (await self.submit_many([data], client))[0]
 
-    async def submit_many(self, txs: list[bytes]) -> list[Admission]:
-        """A client's transactions, checked together: one verdict each, in order."""
-        items = [self._enqueue(data, None) for data in txs]
+    async def submit_many(self, txs: list[bytes], client: Hashable = "client") -> list[Admission]:
+        """A client's transactions: one verdict each, in order. ``client`` names its
+        connection; each has its own queue (see the module docstring)."""
+        items = [self._enqueue(data, None, ("client", client)) for data in txs]
         verdicts = []
         for item in items:
             if isinstance(item, _Waiting):
@@ -93,20 +109,22 @@ class TxIngress:
             return
         assert isinstance(batch, TxBatch)
         for tx in batch.txs:
-            self._enqueue(tx, sender)
+            self._enqueue(tx, sender, ("peer", sender))
 
-    def _enqueue(self, data: bytes, source: int | None) -> _Waiting | Admission:
+    def _enqueue(self, data: bytes, source: int | None, queue: Hashable) -> _Waiting | Admission:
         digest = kem.digest_of_encoding(data)
         if digest in self._in_check:
             return self._count(Admission(False, "duplicate", digest), source)
         screened = self.mempool.screen(data)
         if isinstance(screened, Admission):
             return self._count(screened, source)
-        if len(self._waiting) >= MAX_WAITING:
+        waiting = self._waiting.setdefault(queue, deque())
+        if self._waiting_count >= MAX_WAITING or len(waiting) >= MAX_WAITING_PER_SOURCE:
             return self._count(Admission(False, "overloaded", digest), source)
-        item = _Waiting(screened, data, digest, source)
+        item = _Waiting(screened, data, digest, source, queue)
         self._in_check.add(digest)
-        self._waiting.append(item)
+        waiting.append(item)
+        self._waiting_count += 1
         self._wake.set()
         return item
 
@@ -123,10 +141,33 @@ class TxIngress:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            batch, self._waiting = self._waiting, []
-            verdicts = await trio.to_thread.run_sync(_check_all, chain_id, batch)
+            batch = self._next_slice()
+            if self._waiting_count:
+                self._wake.set()  # more waits: come back after this slice
+            verdicts = await trio.to_thread.run_sync(self._check_all, chain_id, batch)
             for item, refused in zip(batch, verdicts, strict=True):
                 self._admit(item, refused)
+
+    def _next_slice(self) -> list[_Waiting]:
+        """Up to ``SLICE`` waiting items from each source's queue, round robin."""
+        batch: list[_Waiting] = []
+        for queue, waiting in list(self._waiting.items()):
+            for _ in range(min(SLICE, len(waiting))):
+                batch.append(waiting.popleft())
+            if not waiting:
+                del self._waiting[queue]
+        self._waiting_count -= len(batch)
+        return batch
+
+    def _check_all(self, chain_id: str, batch: list[_Waiting]) -> list[Admission | None]:
+        """(worker thread) Refuse what was committed long ago, then check the proofs."""
+        old = self._committed([w.digest for w in batch])
+        return [
+            Admission(False, "duplicate", w.digest)
+            if w.digest in old
+            else check_ciphertext(chain_id, w.ct)
+            for w in batch
+        ]
 
     def _admit(self, item: _Waiting, refused: Admission | None) -> None:
         digest = item.digest
@@ -177,10 +218,6 @@ class TxIngress:
         except DecodeError:
             return None
         return digest
-
-
-def _check_all(chain_id: str, batch: list[_Waiting]) -> list[Admission | None]:
-    return [check_ciphertext(chain_id, w.ct) for w in batch]
 
 
 def now_ms() -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from logging import DEBUG
 from typing import Any
 
@@ -113,8 +113,11 @@ class Node:
         on_commit: Callable[[Commit], None] | None = None,
         on_replay: Callable[[Commit], None] = lambda commit: None,
         before_event: Callable[[], None] | None = None,
+        ordered: Callable[[Commit], Sequence[bytes]] = lambda commit: (),
     ) -> None:
-        """``on_replay`` sees each recent commit replayed from the store into ``app``."""
+        """``on_replay`` sees each recent commit replayed from the store into ``app``;
+        ``ordered`` names the transactions a commit orders (indexed with it in the store)."""
+        self._ordered = ordered
         self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes
         self.metrics = metrics or NodeMetrics()
         self._on_commit, self._before_event = on_commit, before_event
@@ -196,7 +199,9 @@ class Node:
                 case Persist(state, blocks):
                     await trio.to_thread.run_sync(self.store.save_safety, state, blocks)
                 case Commit():
-                    self.store.append_commit(action)  # not fsynced (see storage): no hand-off
+                    self.store.append_commit(
+                        action, self._ordered(action)
+                    )  # not fsynced (see storage): no hand-off
                     self._committed(action)
                 case Send(to, message):
                     self.outboxes.post(to, CONSENSUS.encode(message), CONSENSUS_PROTOCOL)

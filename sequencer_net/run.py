@@ -21,8 +21,11 @@ PROGRESS_EVERY_S = 5.0
 GIL_SWITCH_S = 0.0005
 
 
-async def run_node(config: NodeConfig) -> None:
-    """Run until SIGINT or SIGTERM; raises GenesisError/StorageError/ValueError on bad setup."""
+async def run_node(config: NodeConfig, new_node: bool = False) -> None:
+    """Run until SIGINT or SIGTERM; raises GenesisError/StorageError/ValueError on bad setup.
+
+    ``new_node``: the operator says this validator never ran (see ``Validator``).
+    """
     sys.setswitchinterval(GIL_SWITCH_S)
     genesis = load_genesis(config.genesis)
     keys = load_keys(config.keys)
@@ -35,6 +38,7 @@ async def run_node(config: NodeConfig) -> None:
         listen=config.listen,
         api=config.api,
         metrics=config.metrics,
+        new_node=new_node,
     )
     validator = Validator(genesis, keys, store, settings)
     event(

@@ -9,9 +9,11 @@ Three kinds of writes, each one SQLite transaction (WAL mode):
   machine loses power. The driver must finish it before sending the vote,
   timeout or proposal that follows: this is what prevents a double vote.
 - ``append_commit``: one committed block with the QC that certifies it, at the
-  next height (anything else is refused: the log has no gaps and never forks).
-- ``save_batch``: a committed block's decrypted transactions, indexed by digest,
-  at a height already committed (decryption finishes after the commit).
+  next height (anything else is refused: the log has no gaps and never forks),
+  and the digests it ordered, indexed: every transaction ever committed here
+  is found by digest, which is what refuses a replay after any restart.
+- ``save_batch``: a committed block's decrypted transactions at a height already
+  committed (decryption finishes after the commit).
 
 The last two use ``synchronous=NORMAL``: in WAL mode a committed transaction
 survives the process being killed (it is in the OS's cache of the log), and
@@ -28,6 +30,7 @@ half-read state. A crash at any point leaves either the old or the new state.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sqlite3
 import threading
@@ -62,7 +65,9 @@ CREATE TABLE IF NOT EXISTS txs (
     height INTEGER NOT NULL,
     position INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS txs_in_order ON txs (height, position);
 """
+IN_CHUNK = 500  # digests per ``IN (...)`` query
 
 
 class StorageError(RuntimeError):
@@ -78,7 +83,10 @@ def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[
 
     def run(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:  # a damaged file, found mid-run
+                raise StorageError(f"{self.path}: damaged database ({exc})") from None
 
     run.__doc__ = method.__doc__
     return run
@@ -94,6 +102,7 @@ class Store:
     def __init__(self, path: pathlib.Path, chain_id: str) -> None:
         self.path, self.chain_id = path, chain_id
         self._lock = threading.RLock()
+        self.created = _create_private(path)  # False: the file held a database already
         try:
             # one owner at a time, but the node calls it from worker threads (trio.to_thread)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -104,6 +113,14 @@ class Store:
             self._check_meta()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: not a usable seqnet database ({exc})") from None
+
+    @_locked
+    def never_ran(self) -> bool:
+        """Neither a safety state nor a committed block: this node has not voted yet."""
+        row = self._db.execute(
+            "SELECT (SELECT COUNT(*) FROM safety) + (SELECT COUNT(*) FROM blocks)"
+        ).fetchone()
+        return bool(row[0] == 0)
 
     @_locked
     def close(self) -> None:
@@ -167,8 +184,9 @@ class Store:
     # ------------------------------------------------------------ committed log
 
     @_locked
-    def append_commit(self, commit: Commit) -> None:
-        """Store the next committed block; refuse a gap, a fork or a block that lies."""
+    def append_commit(self, commit: Commit, ordered: Sequence[bytes] = ()) -> None:
+        """Store the next committed block and the digests it ordered; refuse a gap, a fork
+        or a block that lies."""
         tip = self.committed_tip()
         block = commit.block
         if block.height != tip.height + 1:
@@ -184,6 +202,14 @@ class Store:
                 (block.height, digest, codec.encode(block), codec.encode(commit.certificate)),
             )
             self._db.execute("DELETE FROM voted WHERE height <= ?", (block.height,))
+            self._index(block.height, ordered)
+
+    def _index(self, height: int, digests: Sequence[bytes]) -> None:
+        """Digest -> (height, position); the first commit of a digest is the one kept."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO txs VALUES (?, ?, ?)",
+            [(digest, height, i) for i, digest in enumerate(digests)],
+        )
 
     @_locked
     def committed_tip(self) -> CommittedTip:
@@ -230,10 +256,7 @@ class Store:
                     raise StorageError(f"a different batch is stored at height {batch.height}")
                 return
             self._db.execute("INSERT INTO batches VALUES (?, ?)", (batch.height, data))
-            self._db.executemany(
-                "INSERT OR IGNORE INTO txs VALUES (?, ?, ?)",
-                [(tx.digest, batch.height, i) for i, tx in enumerate(batch.txs)],
-            )
+            self._index(batch.height, [tx.digest for tx in batch.txs])  # no-op unless appended bare
 
     @_locked
     def batch(self, height: int) -> DecryptedBatch | None:
@@ -270,8 +293,27 @@ class Store:
         return self.committed_tip().height
 
     @_locked
+    def recent_digests(self, limit: int) -> list[bytes]:
+        """The digests of the last ``limit`` committed transactions, oldest first."""
+        rows = self._db.execute(
+            "SELECT digest FROM txs ORDER BY height DESC, position DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [bytes(d) for (d,) in reversed(rows)]
+
+    @_locked
+    def committed_among(self, digests: Sequence[bytes]) -> set[bytes]:
+        """Which of ``digests`` were committed here, at any height."""
+        found: set[bytes] = set()
+        for start in range(0, len(digests), IN_CHUNK):
+            chunk = list(digests[start : start + IN_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT digest FROM txs WHERE digest IN ({marks})", chunk)
+            found.update(bytes(d) for (d,) in rows)
+        return found
+
+    @_locked
     def locate(self, digest: bytes) -> tuple[int, int] | None:
-        """(height, position) of an ordered and decrypted transaction."""
+        """(height, position) of a committed transaction (decrypted or not yet)."""
         row = self._db.execute(
             "SELECT height, position FROM txs WHERE digest = ?", (digest,)
         ).fetchone()
@@ -297,3 +339,16 @@ class Store:
             return codec.decode(cls, bytes(data))
         except DecodeError as exc:
             raise StorageError(f"{self.path}: damaged {what}: {exc}") from None
+
+
+def _create_private(path: pathlib.Path) -> bool:
+    """Make ``path`` an empty file readable by its owner only, if it is missing or empty.
+
+    True when there was no database before (SQLite creates its -wal and -shm
+    files with the database file's mode, so they are private too).
+    """
+    if path.exists() and path.stat().st_size > 0:
+        return False
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # an empty file left by someone else may have any mode
+    return True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +32,20 @@ from ordering.events import Commit
 from ordering.fair.app import FairOrderingApp, FairPayload
 from ordering.fair.policies import make_policy
 from ordering.leader import leader_of
+from ordering.messages import genesis_qc
+from ordering.safety import SafetyState
 from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
 from sequencer_net.catchup import CatchUp, SyncServer
 from sequencer_net.codec import DecodeError
 from sequencer_net.decryption import DecryptionService, read_payload
 from sequencer_net.genesis import Genesis, NodeKeys
+from sequencer_net.genesis import digest as genesis_digest
 from sequencer_net.ingress import TxIngress, now_ms
 from sequencer_net.logs import event
 from sequencer_net.metrics import NodeMetrics
 from sequencer_net.node import Node, Outboxes
-from sequencer_net.storage import Store
+from sequencer_net.storage import StorageError, Store
 from sequencer_net.wire import DecryptedBatch
 
 log = logging.getLogger("seqnet.validator")
@@ -59,6 +63,7 @@ class Settings:
     api: str | None = None  # host:port of the HTTP API
     metrics: str | None = None  # host:port of /metrics
     retention: int = 1024  # committed blocks kept in memory to serve peers' block requests
+    new_node: bool = False  # the operator says: this validator never ran (its store may be new)
 
 
 class Validator:
@@ -76,7 +81,10 @@ class Validator:
             addresses,
             self._on_frame,
             listen=settings.listen or addresses[me][1],
-            serve_sync=SyncServer(self.reader).answer,
+            serve_sync=SyncServer(
+                self.reader, lambda: self.metrics.served.labels("sync").inc()
+            ).answer,
+            genesis_id=genesis_digest(genesis),  # a peer with another genesis is refused
             on_reject=lambda protocol, why: self.metrics.rejected.labels(
                 _short(protocol), why
             ).inc(),
@@ -93,10 +101,13 @@ class Validator:
             lambda peer, data: self.outboxes.post(peer, data, TX_PROTOCOL),
             self._admitted,
             self.metrics,
+            committed=self.reader.committed_among,
         )
         self.app = self._new_app()
         checker = MessageValidator(committee)
-        self.catchup = CatchUp(checker, store, self.peers, self.host.request, self._on_commit)
+        self.catchup = CatchUp(
+            checker, store, self.peers, self.host.request, self._on_commit, self._order
+        )
         self.decryption = DecryptionService(
             Decryptor(keys.key_share, genesis.threshold_key, genesis.chain_id),
             checker,
@@ -147,11 +158,41 @@ class Validator:
                 self.metrics_address = binds[0]
             nursery.start_soon(self.ingress.check_loop)
             nursery.start_soon(self.ingress.relay_loop)
+            await self._refuse_lost_state()
+            never_ran = self.store.never_ran()
             await self.catchup.run()
+            if never_ran:
+                self._abstain_where_peers_were()
             await nursery.start(self._run_consensus)
             nursery.start_soon(self.decryption.run)
             nursery.start_soon(self._heartbeat)
             task_status.started()
+
+    async def _refuse_lost_state(self) -> None:
+        """Refuse to start on a database created just now while peers have committed.
+
+        The file was missing or empty: deleted or truncated, so the safety state
+        that stops this validator from voting twice in a round may be gone. Only
+        the operator can say that it truly never ran (``new_node``).
+        """
+        if self.store.created and not self.settings.new_node and await self.catchup.peers_ahead():
+            raise StorageError(
+                f"{self.store.path} was missing or empty but peers have committed blocks: "
+                "this validator may have voted before. Restore its database, or start it "
+                "with --new-node if it never ran."
+            )
+
+    def _abstain_where_peers_were(self) -> None:
+        """A validator with no safety state that caught up votes only in later rounds.
+
+        It may have voted in the rounds its peers certified before it lost its
+        state; it may not vote there again. (A round past the highest certified
+        one could only be voted in twice if its leader equivocated as well.)
+        """
+        reached = self.catchup.certified_round
+        if reached:
+            self.store.save_safety(SafetyState(reached + 1, genesis_qc(self.genesis.chain_id)))
+            event(log, "abstaining", through_round=reached + 1)
 
     async def _run_consensus(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The consensus driver; rebuilt from the store when the node fell too far behind.
@@ -185,6 +226,9 @@ class Validator:
                 return
 
     def _build_node(self) -> Node:
+        recent = self.store.recent_digests(self.mempool.limits.remembered_commits)
+        self.app.remember_committed(recent)  # a replay stays refused across restarts
+        self.mempool.mark_committed(recent)
         self.metrics.height.set(self.store.committed_tip().height)
         self.decrypted_height = self.store.decrypted_tip()
         self.metrics.decrypted_height.set(self.decrypted_height)
@@ -201,6 +245,7 @@ class Validator:
             on_commit=self._on_commit,
             on_replay=lambda commit: self.mempool.mark_committed(self._order(commit)),
             before_event=lambda: self.app.observe_time(now_ms()),
+            ordered=self._order,
         )
 
     async def _heartbeat(self) -> None:
@@ -210,9 +255,6 @@ class Validator:
             self.metrics.peers.set(self.host.connected_peers())
             if self.node is not None:
                 self.node.wakeup()
-
-    def _count_rejected(self, protocol: str, reason: str) -> None:
-        self.metrics.rejected.labels(_short(protocol), reason).inc()
 
     async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
         self.metrics.messages.labels(_short(protocol)).inc()
@@ -226,12 +268,13 @@ class Validator:
 
     # ------------------------------------------------------------ the transaction path
 
-    async def submit(self, data: bytes) -> Admission:
-        return (await self.submit_many([data]))[0]
+    async def submit(self, data: bytes, client: Hashable = "client") -> Admission:
+        return (await self.submit_many([data], client))[0]
 
-    async def submit_many(self, txs: list[bytes]) -> list[Admission]:
+    async def submit_many(self, txs: list[bytes], client: Hashable = "client") -> list[Admission]:
+        """Admit a client's transactions; ``client`` names its connection (fair checking)."""
         received = time.monotonic()
-        verdicts = await self.ingress.submit_many(txs)
+        verdicts = await self.ingress.submit_many(txs, client)
         for verdict in verdicts:
             if verdict.accepted:
                 self._submitted[verdict.digest] = received
@@ -273,6 +316,7 @@ class Validator:
                 self.metrics.submit_to_commit.observe(now - submitted)
             self._awaiting_decryption.add(digest)
         self.metrics.mempool_size.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         self.decryption.on_commit(commit)
 
     def _decrypted(self, batch: DecryptedBatch) -> None:
@@ -313,14 +357,16 @@ class Validator:
         if where is not None:
             height, position = where
             batch = self.reader.batch(height)
-            tx = batch.txs[position] if batch else None
+            if batch is None:
+                return {"digest": digest.hex(), "status": "committed", "height": height}
+            tx = batch.txs[position]
             return {
                 "digest": digest.hex(),
-                "status": "decrypted" if tx and tx.plaintext is not None else "invalid",
+                "status": "decrypted" if tx.plaintext is not None else "invalid",
                 "height": height,
                 "position": position,
-                "namespace": tx.namespace if tx else None,
-                "plaintext": tx.plaintext.hex() if tx and tx.plaintext is not None else None,
+                "namespace": tx.namespace,
+                "plaintext": tx.plaintext.hex() if tx.plaintext is not None else None,
             }
         if digest in self._awaiting_decryption:
             return {"digest": digest.hex(), "status": "committed"}

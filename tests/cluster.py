@@ -92,9 +92,9 @@ class Processes:
         self.genesis = load_genesis(directory / "genesis.json")
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
 
-    def start(self, i: int) -> None:
+    def start(self, i: int, *extra: str) -> None:
         log = (self.dir / f"node-{i}.log").open("ab")
-        cmd = seqnet("node", "--config", str(self.dir / f"node-{i}.toml"))
+        cmd = seqnet("node", "--config", str(self.dir / f"node-{i}.toml"), *extra)
         self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
     def start_all(self) -> None:

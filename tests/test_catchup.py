@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from dataclasses import replace
 
 import trio
 
@@ -76,8 +77,9 @@ async def test_a_validator_started_late_catches_up_from_stores_and_decrypts(
         assert all(x.accepted for x in await validators[0].submit_many(txs))
         await until(lambda: _opened(validators[0]) == len(txs), 60)
         ahead = validators[0].store.committed_tip().height
-        await nursery.start(validators[3].run)  # catches up before its core starts
         late = validators[3]
+        late.settings = replace(settings, new_node=True)  # its database was made just now
+        await nursery.start(late.run)  # catches up before its core starts
         assert late.store.committed_tip().height >= ahead - 2  # fetched from peers' stores
         await until(lambda: _opened(late) == len(txs), 60)
         nursery.cancel_scope.cancel()

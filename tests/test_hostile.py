@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mev.shares import ShareBatch
 from ordering.messages import CONSENSUS, Vote, VoteData
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
-from sequencer_net.genesis import load_keys
+from sequencer_net.genesis import digest, load_keys
 from sequencer_net.signing import SigningKey
 from sequencer_net.wire import SHARES, TX, TxBatch
 from tests.cluster import Processes, wait_until
@@ -59,7 +59,9 @@ async def test_hostile_validator_and_outsider_are_refused_and_counted(
         c.start(i)
     rogue_keys = load_keys(tmp_path / "node-3.key.json")
     peers = [(v.peer_id, v.address) for v in c.genesis.validators]
-    rogue = ValidatorHost(rogue_keys.signing_key.seed, 3, peers, _ignore)
+    rogue = ValidatorHost(
+        rogue_keys.signing_key.seed, 3, peers, _ignore, genesis_id=digest(c.genesis)
+    )
     outsider = ValidatorHost(os.urandom(32), 4, peers, _ignore, listen="/ip4/127.0.0.1/tcp/0")
     try:
         async with rogue.running(), outsider.running():

@@ -109,3 +109,63 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path: pathlib.Path, kill_after: i
     assert [c.block.height for c in store.commits(1, 100)] == list(range(1, tip.height + 1))
     safety = store.load_safety()
     assert safety is not None and safety.highest_voted_round >= acknowledged["safety"]
+
+
+def test_every_committed_digest_is_indexed_at_commit_for_replay_checks(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = Store(tmp_path / "node.db", NET.chain_id)
+    digests = [bytes([h, k]) * 16 for h in range(1, 4) for k in range(3)]
+    for k, commit in enumerate(chain(3)):
+        store.append_commit(commit, digests[3 * k : 3 * k + 3])
+    assert store.recent_digests(4) == digests[-4:]  # the last four, oldest first
+    assert store.recent_digests(100) == digests
+    unknown = bytes(32)
+    assert store.committed_among([digests[0], unknown, digests[8]]) == {digests[0], digests[8]}
+    assert store.locate(digests[4]) == (2, 1)
+    many = [os.urandom(32) for _ in range(1200)] + [digests[5]]  # more than one IN (...) query
+    assert store.committed_among(many) == {digests[5]}
+
+
+def test_a_missing_or_truncated_database_is_reported_as_created(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "node.db"
+    store = Store(path, NET.chain_id)
+    assert store.created and store.never_ran()
+    store.append_commit(chain(1)[0])
+    store.close()
+    again = Store(path, NET.chain_id)
+    assert not again.created and not again.never_ran()
+    again.close()
+    path.write_bytes(b"")  # an operator's accident: truncated to 0 bytes
+    for suffix in ("-wal", "-shm"):
+        pathlib.Path(str(path) + suffix).unlink(missing_ok=True)
+    assert Store(path, NET.chain_id).created
+
+
+def test_a_database_damaged_mid_file_is_a_storage_error_not_a_crash(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "node.db"
+    store = Store(path, NET.chain_id)
+    for commit in chain(60):
+        store.append_commit(commit)
+    store.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page : 6 * page] = os.urandom(3 * page)  # pages in the middle, header intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="damaged"):
+        damaged = Store(path, NET.chain_id)
+        damaged.commits(1, 100)
+        damaged.batches(1, 100)
+
+
+def test_database_files_are_private_whatever_the_umask(tmp_path: pathlib.Path) -> None:
+    old = os.umask(0)
+    try:
+        store = Store(tmp_path / "node.db", NET.chain_id)
+        store.append_commit(chain(1)[0])
+        for name in ("node.db", "node.db-wal"):
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    finally:
+        os.umask(old)

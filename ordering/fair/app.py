@@ -125,6 +125,18 @@ class FairOrderingApp:
         if digest not in self.pending and digest not in self._committed_recent:
             self.pending[digest] = local_time_ms
 
+    def remember_committed(self, digests: list[bytes]) -> None:
+        """Digests committed before a restart, oldest first: never ordered again.
+
+        A restarted node loads the last ``remembered`` of them from its store, so
+        its set equals that of a node that never stopped (both are the last
+        ``remembered`` digests in commit order) and both check proposals alike.
+        """
+        for d in digests[-self._remembered :]:
+            self._committed_recent[d] = None
+        while len(self._committed_recent) > self._remembered:
+            self._committed_recent.popitem(last=False)
+
     def observe_time(self, now_ms: int) -> None:
         """The driver's local clock (the app itself never reads one)."""
         self.now_ms = now_ms

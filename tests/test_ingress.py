@@ -1,0 +1,84 @@
+"""Transaction ingress: a replay is a duplicate however old; a flood slows only its source."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import replace
+
+import trio
+import trio.testing
+
+from mev import kem
+from mev.mempool import Admission, EncryptedMempool, MempoolLimits
+from sequencer_net import codec
+from sequencer_net.genesis import create
+from sequencer_net.ingress import SLICE, TxIngress
+from sequencer_net.metrics import NodeMetrics
+from sequencer_net.storage import Store
+from tests.cluster import encrypted
+from tests.test_storage import NET, chain
+
+
+async def test_bytes_committed_past_the_mempools_memory_are_still_refused(
+    tmp_path: pathlib.Path,
+) -> None:
+    genesis, _ = create(4, chain_id=NET.chain_id)
+    old, fresh = (encrypted(genesis, "rollup-a", p) for p in (b"long ago", b"new"))
+    old_digest = kem.digest(codec.decode(kem.Ciphertext, old))
+    store = Store(tmp_path / "node.db", NET.chain_id)
+    store.append_commit(chain(1)[0], [old_digest])
+    mempool = EncryptedMempool(NET.chain_id, genesis.namespaces, MempoolLimits())
+    admitted: list[bytes] = []
+    ingress = TxIngress(
+        mempool,
+        [],
+        lambda peer, data: None,
+        lambda digest, ct: admitted.append(digest),
+        NodeMetrics(),
+        committed=store.committed_among,
+    )
+    assert not mempool.is_known(old_digest)  # nothing in memory: only the store knows
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ingress.check_loop)
+        verdicts = await ingress.submit_many([old, fresh])
+        nursery.cancel_scope.cancel()
+    assert [(v.accepted, v.reason) for v in verdicts] == [(False, "duplicate"), (True, "accepted")]
+    assert admitted == [verdicts[1].digest] and len(mempool) == 1
+
+
+async def test_a_flooding_client_waits_behind_itself_not_in_front_of_others(
+    tmp_path: pathlib.Path,
+) -> None:
+    genesis, _ = create(4, chain_id=NET.chain_id)
+    good = codec.decode(kem.Ciphertext, encrypted(genesis, "rollup-a", b"x" * 32))
+    flood = [  # each sealed payload replaced: unique digests, every proof fails
+        codec.encode(replace(good, sealed=os.urandom(len(good.sealed)))) for _ in range(1024)
+    ]
+    honest = encrypted(genesis, "rollup-b", b"honest")
+    mempool = EncryptedMempool(NET.chain_id, genesis.namespaces, MempoolLimits())
+    ingress = TxIngress(mempool, [], lambda peer, data: None, lambda d, ct: None, NodeMetrics())
+    flood_verdicts: list[Admission] = []
+
+    flooded = trio.Event()
+
+    async def flooder() -> None:
+        flood_verdicts.extend(await ingress.submit_many(flood, client=("10.0.0.1", 1)))
+        flooded.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ingress.check_loop)
+        nursery.start_soon(flooder)
+        await trio.testing.wait_all_tasks_blocked()  # the whole flood is queued, checks began
+        verdict = await ingress.submit(honest, client=("10.0.0.2", 2))
+        checked_before_honest = _refused(ingress)
+        await flooded.wait()
+        nursery.cancel_scope.cancel()
+    assert verdict.accepted
+    assert {v.reason for v in flood_verdicts} == {"bad-proof"}
+    assert checked_before_honest <= 2 * SLICE  # in the first slices, not after the flood
+
+
+def _refused(ingress: TxIngress) -> int:
+    refused = ingress.metrics.admissions.labels("client", "bad-proof")._value.get()
+    return int(refused)
