@@ -110,19 +110,26 @@ def random_scalar(random_bytes: RandomBytes) -> int:
     return int.from_bytes(random_bytes(64), "little") % (L - 1) + 1
 
 
-def lagrange_at_zero(indices: Sequence[int]) -> list[int]:
-    """Coefficients that interpolate f(0) from f(i) at the given distinct 1-based points."""
-    if len(set(indices)) != len(indices) or any(i <= 0 for i in indices):
-        raise ValueError("interpolation points must be distinct and positive")
+def lagrange_at(x: int, points: Sequence[int]) -> list[int]:
+    """Coefficients that interpolate ``f(x)`` from ``f`` at distinct ``points`` (not x)."""
+    if len(set(points)) != len(points) or x in points:
+        raise ValueError("interpolation points must be distinct and differ from x")
     coefficients = []
-    for i in indices:
+    for i in points:
         num, den = 1, 1
-        for j in indices:
+        for j in points:
             if j != i:
-                num = num * j % L
-                den = den * (j - i) % L
+                num = num * (x - j) % L
+                den = den * (i - j) % L
         coefficients.append(num * pow(den, -1, L) % L)
     return coefficients
+
+
+def lagrange_at_zero(indices: Sequence[int]) -> list[int]:
+    """Coefficients that interpolate f(0) from f(i) at the given distinct 1-based points."""
+    if any(i <= 0 for i in indices):
+        raise ValueError("interpolation points must be distinct and positive")
+    return lagrange_at(0, indices)
 
 
 G = base_mul(1)

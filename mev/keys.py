@@ -7,11 +7,19 @@ degree ``t - 1``; the public key is ``h = f(0) * G`` and its verification key
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from mev.group import G, L, RandomBytes, base_mul, check_point, linear_combination, random_scalar
+from mev.group import (
+    G,
+    L,
+    RandomBytes,
+    base_mul,
+    check_point,
+    lagrange_at,
+    linear_combination,
+    random_scalar,
+)
 from sequencer_net.codec import MaxItems, Size
 
 Point = Annotated[bytes, Size(exact=32)]
@@ -82,21 +90,6 @@ def matches(public: ThresholdPublicKey, share: KeyShare) -> bool:
     return public.verification_keys[share.index] == base_mul(share.secret)
 
 
-def lagrange_at(x: int, points: Sequence[int]) -> list[int]:
-    """Coefficients that interpolate ``f(x)`` from ``f`` at distinct ``points`` (not x)."""
-    if len(set(points)) != len(points) or x in points:
-        raise ValueError("interpolation points must be distinct and differ from x")
-    coefficients = []
-    for i in points:
-        num, den = 1, 1
-        for j in points:
-            if j != i:
-                num = num * (x - j) % L
-                den = den * (i - j) % L
-        coefficients.append(num * pow(den, -1, L) % L)
-    return coefficients
-
-
 def check_consistent(public: ThresholdPublicKey) -> None:
     """Raise ValueError unless every key lies on one polynomial of degree ``t - 1``.
 
@@ -130,6 +123,5 @@ __all__ = [
     "deal",
     "evaluate",
     "evaluation_point",
-    "lagrange_at",
     "matches",
 ]
