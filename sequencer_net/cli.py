@@ -309,13 +309,6 @@ def _add_keygen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="NS[,NS...]",
         help="registered rollup namespaces (default: rollup-a,rollup-b)",
     )
-    p.add_argument(
-        "--threshold",
-        type=_positive,
-        default=None,
-        metavar="T",
-        help="shares needed to decrypt (default: f+1)",
-    )
     p.add_argument("--host", default="127.0.0.1", help="address validators listen on")
     p.add_argument(
         "--base-port",
@@ -337,7 +330,6 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
         namespaces=namespaces,
         host=args.host,
         base_port=args.base_port,
-        threshold=args.threshold,
         force=args.force,
     )
     t = genesis.threshold_key.threshold
@@ -350,6 +342,14 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_private(path: pathlib.Path, text: str) -> None:
+    """Write a file only its owner can read, whatever the umask."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
 def _write_network(
     directory: pathlib.Path,
     nodes: int,
@@ -358,15 +358,13 @@ def _write_network(
     namespaces: tuple[str, ...] = ("rollup-a", "rollup-b"),
     host: str = "127.0.0.1",
     base_port: int = 7100,
-    threshold: int | None = None,
     force: bool = False,
 ) -> Genesis:
     """Genesis, key files and one node config per validator (API and metrics ports too)."""
     from sequencer_net import genesis as gen
     from sequencer_net.config import NodeConfig
+    from sequencer_net.storage import StorageError, Store
 
-    if threshold is not None and threshold > nodes:
-        raise CliError(f"--threshold {threshold} is more than --nodes {nodes}")
     try:
         genesis, keys = gen.create(
             nodes,
@@ -374,9 +372,10 @@ def _write_network(
             namespaces=namespaces,
             host=host,
             base_port=base_port,
-            threshold=threshold,
         )
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         gen.write(directory, genesis, keys, force=force)
+        (directory / "genesis.json").chmod(0o644)  # public, but nobody else may edit it
         for k in keys:
             config = NodeConfig(
                 directory / "genesis.json",
@@ -385,8 +384,9 @@ def _write_network(
                 api=f"{host}:{base_port + API_PORT_OFFSET + k.index}",
                 metrics=f"{host}:{base_port + METRICS_PORT_OFFSET + k.index}",
             )
-            (directory / f"node-{k.index}.toml").write_text(config.to_toml(directory))
-    except (gen.GenesisError, OSError) as exc:
+            _write_private(directory / f"node-{k.index}.toml", config.to_toml(directory))
+            Store(config.database, chain_id).close()  # made here: this node may start as new
+    except (gen.GenesisError, StorageError, OSError) as exc:
         raise CliError(str(exc)) from None
     return genesis
 
@@ -445,6 +445,13 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "stops cleanly on SIGINT or SIGTERM. `seqnet keygen` writes one config per validator.",
     )
     p.add_argument("--config", type=pathlib.Path, required=True, help="path to node-<i>.toml")
+    p.add_argument(
+        "--new-node",
+        action="store_true",
+        help="this validator never ran: start even though its database is missing or empty "
+        "while peers have committed (without it, such a start is refused: the safety state "
+        "that prevents a double vote may have been lost)",
+    )
     p.set_defaults(func=_cmd_node)
 
 
@@ -456,12 +463,23 @@ def _cmd_node(args: argparse.Namespace) -> int:
     from sequencer_net.run import run_node
     from sequencer_net.storage import StorageError
 
+    expected = (ConfigError, GenesisError, StorageError, ValueError, OSError)
     try:
         config = NodeConfig.load(args.config)
-        trio.run(run_node, config)
-    except (ConfigError, GenesisError, StorageError, ValueError, OSError) as exc:
+        trio.run(run_node, config, args.new_node)
+    except expected as exc:
         raise CliError(str(exc)) from None
+    except BaseExceptionGroup as group:  # raised inside one of the node's tasks
+        first = _first_leaf(group)
+        if isinstance(first, expected):
+            raise CliError(str(first)) from None
+        raise
     return 0
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    inner = group.exceptions[0]
+    return _first_leaf(inner) if isinstance(inner, BaseExceptionGroup) else inner
 
 
 DEFAULT_CLUSTER_DIR = pathlib.Path(".seqnet/cluster")
@@ -481,7 +499,8 @@ def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             "Write a genesis and keys into DIR (unless it has them), start one `seqnet node` "
             "process per validator, show progress until every node is connected and "
             "committing, print the endpoints, and keep running until Ctrl-C (or SIGTERM), "
-            "then stop them all cleanly. With --detach, return once they commit."
+            "then stop them all cleanly; they get SIGTERM too if this process is killed. "
+            "With --detach, return once they commit, leaving them to `cluster down`."
         ),
     )
     up.add_argument("--nodes", type=_positive, default=4, metavar="N", help="validators (4)")
@@ -491,13 +510,45 @@ def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     up.add_argument("--detach", action="store_true", help="leave the nodes running and return")
     up.add_argument("--timeout", type=_positive, default=60, help="seconds to wait for commits")
     up.set_defaults(func=_cmd_cluster_up)
-    for name, helptext, func in (
-        ("status", "each node's height, view, peers; exit 0 only if all commit", _cmd_status),
-        ("down", "stop the nodes a detached `cluster up` started", _cmd_cluster_down),
-    ):
-        q = actions.add_parser(name, help=helptext, description=helptext)
+    for add in (_add_cluster_status, _add_cluster_down):
+        q = add(actions)
         q.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="state dir")
-        q.set_defaults(func=func)
+
+
+def _add_cluster_status(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    status = actions.add_parser(
+        "status",
+        help="each node's height, decryption lag, view, peers; exit 0 only if all are healthy",
+        description="Ask every node of DIR for its status twice, --window apart; exit 0 only "
+        "if each answers as itself (chain id, validator index, a process running its config), "
+        "commits, and decrypts within --max-lag blocks of its committed height, advancing.",
+    )
+    status.add_argument(
+        "--max-lag", type=_positive, default=None, metavar="BLOCKS",
+        help="fail a node whose decrypted height is more blocks behind its committed one "
+        "(default 50)",
+    )  # fmt: skip
+    status.add_argument(
+        "--window", type=_positive, default=None, metavar="SECONDS",
+        help="fail a node behind on decryption that decrypts nothing for this long (default 1)",
+    )  # fmt: skip
+    status.set_defaults(func=_cmd_status)
+    return status
+
+
+def _add_cluster_down(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    down = actions.add_parser(
+        "down",
+        help="stop every node process of DIR, however it was started",
+        description="Stop every process running `node --config DIR/node-<i>.toml` (found by "
+        "command line, so nodes restarted by hand too): SIGTERM, then SIGKILL after 15 s.",
+    )
+    down.set_defaults(func=_cmd_cluster_down)
+    return down
 
 
 def _cmd_cluster_up(args: argparse.Namespace) -> int:
@@ -514,7 +565,7 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
     elif len(list(args.dir.glob("node-*.toml"))) != args.nodes:
         raise CliError(f"{args.dir} holds another cluster size: add --fresh to replace it")
     try:
-        procs = cluster.start(args.dir, args.log_level)
+        procs = cluster.start(args.dir, args.log_level, detach=args.detach)
     except cluster.ClusterError as exc:
         raise CliError(str(exc)) from None
     stop_requested = []
@@ -544,9 +595,10 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
         (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
-        stop_requested.append(2)  # Ctrl-C reached the nodes too: they are stopping
+        stop_requested.append(2)  # Ctrl-C reached foreground nodes too: they are stopping
     try:
-        codes = cluster.stop_procs(procs, signalled=2 in stop_requested)
+        signalled = 2 in stop_requested and not args.detach  # detached: their own session
+        codes = cluster.stop_procs(procs, signalled=signalled)
     except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
         codes = cluster.stop_procs(procs, timeout_s=0)
     finally:
@@ -575,13 +627,21 @@ def _wait_for_cluster(args: argparse.Namespace, procs: list) -> None:  # type: i
 def _cmd_status(args: argparse.Namespace) -> int:
     from ops import cluster
 
+    limits = cluster.Limits(
+        max_lag=args.max_lag or cluster.MAX_DECRYPTION_LAG,
+        window_s=args.window or cluster.STALL_WINDOW_S,
+    )
     try:
-        ok, lines = cluster.status_lines(args.dir)
+        ok, lines = cluster.status_lines(args.dir, limits)
     except cluster.ClusterError as exc:
         raise CliError(str(exc)) from None
     for line in lines:
         print(line)
-    print("all nodes committing" if ok else "NOT all nodes are up and committing")
+    print(
+        f"all nodes committing and decrypting (lag bound {limits.max_lag} blocks)"
+        if ok
+        else "NOT all nodes are up, committing and decrypting"
+    )
     return 0 if ok else 1
 
 
@@ -592,7 +652,8 @@ def _cmd_cluster_down(args: argparse.Namespace) -> int:
         stopped = cluster.stop(args.dir)
     except cluster.ClusterError as exc:
         raise CliError(str(exc)) from None
-    print(f"stopped {stopped} validators")
+    killed = f" ({stopped.killed} ignored SIGTERM: killed)" if stopped.killed else ""
+    print(f"stopped {stopped.count} validators{killed}")
     return 0
 
 

@@ -115,9 +115,28 @@ def test_keygen_then_encrypt(tmp_path: pathlib.Path) -> None:
     assert bad.returncode == 2 and "not registered" in bad.stderr
 
 
-def test_keygen_refuses_a_threshold_above_n(tmp_path: pathlib.Path) -> None:
-    result = seqnet("keygen", "--nodes", "4", "--threshold", "5", "--dir", str(tmp_path))
-    assert result.returncode == 2 and "more than --nodes" in result.stderr
+def test_keygen_makes_private_files_whatever_the_umask(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "net"
+    keygen = [
+        sys.executable,
+        "-m",
+        "sequencer_net.cli",
+        "keygen",
+        "--nodes",
+        "4",
+        "--dir",
+        str(out),
+    ]
+    result = subprocess.run(
+        ["sh", "-c", 'umask 000 && exec "$@"', "sh", *keygen],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_mode & 0o777 == 0o700
+    for path in out.iterdir():
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o644 if path.name == "genesis.json" else 0o600), (path.name, oct(mode))
 
 
 def test_sim_fairness_prints_the_policy_table() -> None:
