@@ -93,4 +93,11 @@ class NodeMetrics:
             ["kind"],
             registry=r,
         )
+        self.shed = Counter(
+            "seqnet_inbound_connections_shed",
+            "Inbound connections closed to keep room for validators, by reason "
+            "(evicted: silent in the handshake; outsider-full: outsider slots taken)",
+            ["reason"],
+            registry=r,
+        )
         self.up.set(1)

@@ -39,7 +39,7 @@ from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, Validator
 from sequencer_net.catchup import CatchUp, SyncServer
 from sequencer_net.codec import DecodeError
 from sequencer_net.decryption import DecryptionService, read_payload
-from sequencer_net.genesis import Genesis, NodeKeys
+from sequencer_net.genesis import Genesis, NodeKeys, fingerprint
 from sequencer_net.genesis import digest as genesis_digest
 from sequencer_net.ingress import TxIngress, now_ms
 from sequencer_net.logs import event
@@ -125,6 +125,7 @@ class Validator:
         self._awaiting_decryption: set[bytes] = set()  # committed, not yet decrypted
         self.api_address = self.metrics_address = ""
         self.decrypted_height = 0
+        self._shed_seen: dict[str, int] = {}  # host slot counts already exported
 
     # ------------------------------------------------------------ running
 
@@ -253,8 +254,16 @@ class Validator:
         while True:
             await trio.sleep(self.settings.heartbeat_ms / 4000)
             self.metrics.peers.set(self.host.connected_peers())
+            self._export_shed()
             if self.node is not None:
                 self.node.wakeup()
+
+    def _export_shed(self) -> None:
+        """Bring the host's counts of shed inbound connections into the metrics."""
+        slots = self.host.slots
+        for reason, total in (("evicted", slots.evicted), ("outsider-full", slots.refused)):
+            self.metrics.shed.labels(reason).inc(total - self._shed_seen.get(reason, 0))
+            self._shed_seen[reason] = total
 
     async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
         self.metrics.messages.labels(_short(protocol)).inc()
@@ -341,6 +350,7 @@ class Validator:
         last = node.last_commit_at if node else 0.0
         return {
             "chain_id": self.genesis.chain_id,
+            "genesis": fingerprint(self.genesis),
             "index": self.me,
             "height": node.core.tree.tip.height if node else 0,
             "decrypted_height": self.decrypted_height,

@@ -4,7 +4,7 @@ port's routes, slow bodies; and that a refused request never reaches the validat
 from __future__ import annotations
 
 import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -115,9 +115,9 @@ async def test_refusals_never_reach_the_validator(tmp_path: pathlib.Path) -> Non
         reached: list[object] = []
         submit_many = v.submit_many
 
-        async def spy(txs: list[bytes]) -> list[Admission]:
+        async def spy(txs: list[bytes], client: Hashable = "client") -> list[Admission]:
             reached.append(txs)
-            return await submit_many(txs)
+            return await submit_many(txs, client)
 
         v.submit_many = spy  # type: ignore[method-assign]
         tx = encrypted(v.genesis, "rollup-a", b"never")
