@@ -86,7 +86,7 @@ def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.DatabaseError as exc:  # a damaged file, found mid-run
-                raise StorageError(f"{self.path}: damaged database ({exc})") from None
+                raise self.damaged(f"database ({exc})") from None
 
     run.__doc__ = method.__doc__
     return run
@@ -103,6 +103,8 @@ class Store:
         self.path, self.chain_id = path, chain_id
         self._lock = threading.RLock()
         self.created = _create_private(path)  # False: the file held a database already
+        # told of damage found in any call, from any thread: a node stops on it
+        self.on_damage: Callable[[StorageError], None] = lambda error: None
         try:
             # one owner at a time, but the node calls it from worker threads (trio.to_thread)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -338,7 +340,13 @@ class Store:
         try:
             return codec.decode(cls, bytes(data))
         except DecodeError as exc:
-            raise StorageError(f"{self.path}: damaged {what}: {exc}") from None
+            raise self.damaged(f"{what}: {exc}") from None
+
+    def damaged(self, what: str) -> StorageError:
+        """The error for damage found in this file (``on_damage`` is told first)."""
+        error = StorageError(f"{self.path}: damaged {what}")
+        self.on_damage(error)
+        return error
 
 
 def _create_private(path: pathlib.Path) -> bool:

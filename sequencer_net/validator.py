@@ -14,6 +14,7 @@ ends the latency clock of the transactions submitted here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -150,6 +151,7 @@ class Validator:
         from sequencer_net.api import build_app, metrics_app, serve_http
 
         async with self.host.running(), trio.open_nursery() as nursery:
+            nursery.start_soon(self._stop_on_damage)
             await nursery.start(self.outboxes.run)
             if self.settings.api:
                 binds = await nursery.start(serve_http, build_app(self), self.settings.api)
@@ -168,6 +170,26 @@ class Validator:
             nursery.start_soon(self.decryption.run)
             nursery.start_soon(self._heartbeat)
             task_status.started()
+
+    async def _stop_on_damage(self) -> None:
+        """Stop the node with the store's error once damage is found anywhere.
+
+        Damage may surface in a call whose caller carries on (a peer's sync
+        request, an API read); a node must not keep voting on a store it can no
+        longer trust, so the first damage seen ends ``run`` with that error.
+        """
+        found: list[StorageError] = []
+        seen = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def on_damage(error: StorageError) -> None:  # any thread
+            found.append(error)
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(seen.set)
+
+        self.store.on_damage = self.reader.on_damage = on_damage
+        await seen.wait()
+        raise found[0]
 
     async def _refuse_lost_state(self) -> None:
         """Refuse to start on a database created just now while peers have committed.

@@ -109,6 +109,14 @@ class Processes:
         proc.wait()
         self.procs[i] = None
 
+    def stop(self, i: int) -> int:
+        """SIGTERM: the node closes its store; its exit code."""
+        proc = self.procs[i]
+        assert proc is not None
+        proc.send_signal(signal.SIGTERM)
+        self.procs[i] = None
+        return proc.wait(timeout=30)
+
     def stop_all(self) -> list[int]:
         """SIGTERM every running node; their exit codes."""
         running = [p for p in self.procs if p is not None]

@@ -11,11 +11,14 @@
 - A validator's database truncated to 0 bytes: the node refuses to start (it may
   have voted before and lost the record), unless the operator says it is new;
   then it catches up and votes only in rounds after those its peers certified.
+- A database damaged in the middle: the node stops with one line naming the
+  file, never a traceback, and never runs on a store it cannot trust.
 """
 
 from __future__ import annotations
 
 import pathlib
+import random
 import subprocess
 import urllib.error
 import urllib.request
@@ -154,3 +157,30 @@ def test_a_validator_whose_database_was_truncated_starts_only_when_told_it_is_ne
         if "abstaining" in line
     ]
     assert abstained and abstained[0] >= certified
+
+
+def test_a_damaged_database_stops_the_node_with_one_line(tmp_path: pathlib.Path) -> None:
+    c = Processes(tmp_path, heartbeat_ms=10)
+    c.start_all()
+    try:
+        c.wait_committing()
+        wait_until(lambda: c.height(3) > 300, 60)
+        assert c.stop(3) == 0  # a clean stop: everything is in the main file
+        db = tmp_path / "node-3.db"
+        data = bytearray(db.read_bytes())
+        third = len(data) // 3
+        data[third : 2 * third] = random.Random(7).randbytes(third)  # the middle, header intact
+        db.write_bytes(bytes(data))
+        run = subprocess.run(
+            seqnet("node", "--config", str(tmp_path / "node-3.toml")),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        codes = c.stop_all()
+    assert codes == [0, 0, 0]
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "node-3.db: damaged" in last, last
