@@ -317,7 +317,11 @@ def _add_keygen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="validator i listens on base-port + i, its HTTP API on base-port + 1000 + i, "
         "its /metrics on base-port + 2000 + i (default: 7100)",
     )
-    p.add_argument("--force", action="store_true", help="overwrite an existing genesis")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing network: genesis, keys, configs, and its databases are deleted",
+    )
     p.set_defaults(func=_cmd_keygen)
 
 
@@ -348,6 +352,11 @@ def _write_private(path: pathlib.Path, text: str) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     path.chmod(0o600)
+
+
+def _remove_database(path: pathlib.Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _write_network(
@@ -385,6 +394,8 @@ def _write_network(
                 metrics=f"{host}:{base_port + METRICS_PORT_OFFSET + k.index}",
             )
             _write_private(directory / f"node-{k.index}.toml", config.to_toml(directory))
+            if force:  # a new network: the old one's history means nothing to it
+                _remove_database(config.database)
             Store(config.database, chain_id).close()  # made here: this node may start as new
     except (gen.GenesisError, StorageError, OSError) as exc:
         raise CliError(str(exc)) from None

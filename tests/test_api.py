@@ -22,7 +22,7 @@ async def test_submit_status_batches_and_refusals(tmp_path: pathlib.Path) -> Non
             genesis,
             k,
             Store(tmp_path / f"node-{k.index}.db", "api-test"),
-            Settings(base_timeout_ms=500, heartbeat_ms=100, api="127.0.0.1:0"),
+            Settings(base_timeout_ms=500, heartbeat_ms=100, api="127.0.0.1:0", new_node=True),
         )
         for k in keys
     ]

@@ -102,7 +102,7 @@ async def test_a_running_validator_cut_off_past_the_peers_memory_rejoins_from_th
     """Peers keep 8 committed blocks in memory here; the cut-off node misses 30."""
     chain_id = "rejoin-test"
     genesis, keys = create(4, chain_id=chain_id, base_port=free_base_port(4))
-    settings = Settings(base_timeout_ms=500, heartbeat_ms=50, retention=8)
+    settings = Settings(base_timeout_ms=500, heartbeat_ms=50, retention=8, new_node=True)
     validators = [
         Validator(genesis, k, Store(tmp_path / f"node-{k.index}.db", chain_id), settings)
         for k in keys

@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from sequencer_net import __version__
+from sequencer_net.storage import Store
+from tests.test_storage import NET, chain
 
 
 def seqnet(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -113,6 +115,20 @@ def test_keygen_then_encrypt(tmp_path: pathlib.Path) -> None:
     kem.check(genesis.chain_id, ct)
     bad = seqnet("encrypt", "--genesis", str(tmp_path / "genesis.json"), "--namespace", "x", "y")
     assert bad.returncode == 2 and "not registered" in bad.stderr
+
+
+def test_keygen_force_starts_over_with_new_databases(tmp_path: pathlib.Path) -> None:
+    assert seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path)).returncode == 0
+    (tmp_path / "node-0.db").unlink()
+    old = Store(tmp_path / "node-0.db", NET.chain_id)  # another network's history
+    old.append_commit(chain(1)[0])
+    old.close()
+    again = seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path))
+    assert again.returncode == 2 and "--force" in again.stderr
+    forced = seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    fresh = Store(tmp_path / "node-0.db", "seqnet-local")
+    assert fresh.never_ran()
 
 
 def test_keygen_makes_private_files_whatever_the_umask(tmp_path: pathlib.Path) -> None:

@@ -32,7 +32,7 @@ async def test_a_validator_that_lost_the_shares_asks_again_and_agrees_it_is_inva
 ) -> None:
     chain_id = "lost-shares"
     genesis, keys = create(4, chain_id=chain_id, base_port=free_base_port(4))
-    settings = Settings(base_timeout_ms=500, heartbeat_ms=50)
+    settings = Settings(base_timeout_ms=500, heartbeat_ms=50, new_node=True)
     validators = [
         Validator(genesis, k, Store(tmp_path / f"node-{k.index}.db", chain_id), settings)
         for k in keys

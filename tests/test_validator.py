@@ -21,7 +21,7 @@ NAMESPACES = ("rollup-a", "rollup-b")
 
 def make_validators(tmp_path: pathlib.Path, chain: str) -> list[Validator]:
     genesis, keys = create(N, chain_id=chain, namespaces=NAMESPACES, base_port=free_base_port(N))
-    settings = Settings(base_timeout_ms=500, heartbeat_ms=100)
+    settings = Settings(base_timeout_ms=500, heartbeat_ms=100, new_node=True)
     return [
         Validator(genesis, k, Store(tmp_path / f"node-{k.index}.db", chain), settings) for k in keys
     ]
