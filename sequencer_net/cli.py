@@ -533,8 +533,9 @@ def _add_cluster_status(
         "status",
         help="each node's height, decryption lag, view, peers; exit 0 only if all are healthy",
         description="Ask every node of DIR for its status twice, --window apart; exit 0 only "
-        "if each answers as itself (chain id, validator index, a process running its config), "
-        "commits, and decrypts within --max-lag blocks of its committed height, advancing.",
+        "if each answers as itself (chain id, genesis, validator index, a process running its "
+        "config), commits, and decrypts within --max-lag blocks of its committed height, "
+        "advancing.",
     )
     status.add_argument(
         "--max-lag", type=_positive, default=None, metavar="BLOCKS",
