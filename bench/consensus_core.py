@@ -20,10 +20,10 @@ from typing import Any
 import nacl.bindings
 
 import ops.sim.node as sim_node
-import sequencer_net.committee as committee_module
+import sequencer_net.base.committee as committee_module
 from ops.sim.engine import simulate
 from ops.sim.scenario import FaultSpec, draw
-from sequencer_net.signing import SigningKey
+from sequencer_net.base.signing import SigningKey
 
 
 @dataclass

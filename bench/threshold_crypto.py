@@ -28,9 +28,9 @@ from ordering.events import Commit
 from ordering.leader import leader_of
 from ordering.messages import Block, QuorumCert, VoteData, block_hash, genesis_qc
 from ordering.validation import MessageValidator
-from sequencer_net import codec
-from sequencer_net.committee import Committee
-from sequencer_net.signing import SigningKey, sign_bytes
+from sequencer_net.base import codec
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import SigningKey, sign_bytes
 
 CHAIN = "bench-chain"
 

@@ -21,8 +21,8 @@ from mev.kem import Ciphertext, InvalidCiphertext
 from ordering.events import Commit
 from ordering.messages import block_hash
 from ordering.validation import Invalid, MessageValidator
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError, MaxItems
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError, MaxItems
 
 
 @dataclass(frozen=True, slots=True)

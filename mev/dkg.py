@@ -43,7 +43,7 @@ from mev.group import (
 )
 from mev.kem import Scalar
 from mev.keys import KeyShare, Point, ThresholdPublicKey, evaluate, evaluation_point
-from sequencer_net.codec import IntRange, MaxItems
+from sequencer_net.base.codec import IntRange, MaxItems
 
 Index = Annotated[int, IntRange(0, 1023)]
 

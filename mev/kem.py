@@ -41,8 +41,8 @@ from mev.group import (
     sub,
 )
 from mev.keys import Point, ThresholdPublicKey
-from sequencer_net import codec
-from sequencer_net.codec import Size
+from sequencer_net.base import codec
+from sequencer_net.base.codec import Size
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_NAMESPACE_CHARS = 64

@@ -20,7 +20,7 @@ from mev.group import (
     linear_combination,
     random_scalar,
 )
-from sequencer_net.codec import MaxItems, Size
+from sequencer_net.base.codec import MaxItems, Size
 
 Point = Annotated[bytes, Size(exact=32)]
 

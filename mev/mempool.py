@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from mev import kem
 from mev.kem import Ciphertext, InvalidCiphertext
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
 
 WIRE_OVERHEAD = 256  # namespace, points, scalars and framing around the sealed payload
 

@@ -37,7 +37,7 @@ from mev.group import (
 )
 from mev.kem import Scalar
 from mev.keys import KeyShare, Point, ThresholdPublicKey
-from sequencer_net.codec import Digest, IntRange, MaxItems
+from sequencer_net.base.codec import Digest, IntRange, MaxItems
 
 WEIGHTS_DOMAIN = b"seqnet/shares/weights/v1"
 NONCE_DOMAIN = b"seqnet/shares/nonce/v1"

@@ -12,7 +12,7 @@ from typing import Any
 from mev import group, kem
 from mev.keys import deal
 from mev.shares import _make_shares
-from sequencer_net import codec
+from sequencer_net.base import codec
 
 CHAIN_ID = "seqnet-vectors"
 NAMESPACE = "rollup-a"

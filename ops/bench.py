@@ -33,7 +33,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops import cluster
 from ops.load import Tx, Watcher, make_txs, submit_batch
-from sequencer_net.genesis import load_genesis
+from sequencer_net.base.committee import decryption_threshold
+from sequencer_net.node.genesis import load_genesis
+from sequencer_net.node.network import write_network
 
 TICK_S = 0.05
 
@@ -45,7 +47,7 @@ def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
     from mev.keys import deal
     from mev.shares import _make_shares
 
-    public, shares = deal(n, (n - 1) // 3 + 1, os.urandom)
+    public, shares = deal(n, decryption_threshold(n), os.urandom)
     cts = [kem.encrypt(public, "bench", "ns", b"x" * 100, os.urandom) for _ in range(m)]
     us, batch_id = [ct.u for ct in cts], bytes(32)
     start = time.perf_counter()
@@ -189,10 +191,8 @@ def run(config: BenchConfig) -> None:
         f"crypto-only ceiling for n={config.nodes} on {cores} cores: {ceiling:.0f} tx/s",
         flush=True,
     )
-    from sequencer_net.cli import _write_network
-
     directory = Path(tempfile.mkdtemp(prefix="seqnet-bench-"))
-    _write_network(directory, config.nodes, base_port=config.base_port)
+    write_network(directory, config.nodes, base_port=config.base_port)
     procs = cluster.start(directory, "warning")
     try:
         cluster.wait_until_committing(directory, procs, 60)

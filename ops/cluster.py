@@ -43,8 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sequencer_net.config import ConfigError, NodeConfig
-from sequencer_net.genesis import Genesis, GenesisError, fingerprint, load_genesis
+from sequencer_net.node.config import ConfigError, NodeConfig
+from sequencer_net.node.genesis import Genesis, GenesisError, fingerprint, load_genesis
 
 STATE_FILE = "cluster.json"
 COMMITTING_WITHIN_S = 5.0  # a node whose last commit is older is not "committing"
@@ -596,7 +596,7 @@ def submit_and_wait(
 ) -> dict[str, Any]:
     """Encrypt, submit, poll until decrypted; the node's final record of the transaction."""
     from mev import kem
-    from sequencer_net import codec
+    from sequencer_net.base import codec
 
     if namespace not in genesis.namespaces:
         raise ClusterError(

@@ -15,8 +15,8 @@ import cbor2
 
 from mev import kem
 from ops.cluster import ClusterError, get_json, post
-from sequencer_net import codec
-from sequencer_net.genesis import Genesis
+from sequencer_net.base import codec
+from sequencer_net.node.genesis import Genesis
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ordering.messages import QuorumCert, TimeoutCert, VoteData
-from sequencer_net.signing import Verified
+from sequencer_net.base.signing import Verified
 
 
 @dataclass

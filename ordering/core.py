@@ -65,8 +65,8 @@ from ordering.messages import (
 from ordering.pacemaker import Pacemaker, PacemakerConfig
 from ordering.safety import SafetyState, after_timeout, after_vote, is_safe_to_vote, with_high_qc
 from ordering.sync import BlockFetcher, serve
-from sequencer_net.committee import Committee
-from sequencer_net.signing import SigningKey, Verified
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import SigningKey, Verified
 
 
 class PayloadApp(Protocol):

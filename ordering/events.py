@@ -22,7 +22,7 @@ from ordering.messages import (
     VoteData,
 )
 from ordering.safety import SafetyState
-from sequencer_net.signing import Signed, Verified
+from sequencer_net.base.signing import Signed, Verified
 
 # ---------------------------------------------------------------- events
 

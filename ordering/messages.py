@@ -12,9 +12,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from sequencer_net import codec
-from sequencer_net.codec import Digest, IntRange, MaxItems, Signature, Size
-from sequencer_net.signing import SIGNER_INDEX, Signed
+from sequencer_net.base import codec
+from sequencer_net.base.codec import Digest, IntRange, MaxItems, Signature, Size
+from sequencer_net.base.signing import SIGNER_INDEX, Signed
 
 Round = Annotated[int, IntRange(0, 2**62)]
 Height = Annotated[int, IntRange(0, 2**62)]

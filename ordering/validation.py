@@ -41,8 +41,8 @@ from ordering.messages import (
     genesis_qc,
 )
 from ordering.messages import block_hash as compute_block_hash
-from sequencer_net.committee import Committee
-from sequencer_net.signing import BadSignature, S, Signed, Verified, sign_bytes
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import BadSignature, S, Signed, Verified, sign_bytes
 
 CACHE_SIZE = 512
 

@@ -13,15 +13,15 @@ import pathlib
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sequencer_net import __version__, logs
+from ordering.fair.policies import DEFAULT_POLICY
+from sequencer_net import __version__
+from sequencer_net.base.committee import max_faulty
+from sequencer_net.node import logs
 
 if TYPE_CHECKING:
-    from sequencer_net.genesis import Genesis
-
-API_PORT_OFFSET = 1000
-METRICS_PORT_OFFSET = 2000
+    from sequencer_net.node.genesis import Genesis
 
 
 class CliError(Exception):
@@ -135,7 +135,7 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--policy",
-        default="median-timestamp",
+        default=DEFAULT_POLICY,
         help="ordering policy in consensus runs: median-timestamp (default), arrival, "
         "batch-order-fair (needs n >= 4f+1)",
     )
@@ -186,9 +186,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     )
     for n in config.nodes:
         faulty = config.byzantine_for(n) + config.crashed
-        if faulty > (n - 1) // 3:
+        if faulty > max_faulty(n):
             print(
-                f"note: n={n} with {faulty} faulty nodes is beyond f={(n - 1) // 3}: "
+                f"note: n={n} with {faulty} faulty nodes is beyond f={max_faulty(n)}: "
                 "violations are expected",
                 file=sys.stderr,
             )
@@ -220,7 +220,7 @@ def _cmd_sim_fairness(args: argparse.Namespace) -> int:
     n = args.nodes[0]
     for policy in policies:
         try:
-            make_policy(policy, n, (n - 1) // 3)
+            make_policy(policy, n, max_faulty(n))
         except ValueError as exc:
             raise CliError(str(exc)) from None
     config = FairnessConfig(
@@ -346,60 +346,14 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_private(path: pathlib.Path, text: str) -> None:
-    """Write a file only its owner can read, whatever the umask."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    path.chmod(0o600)
-
-
-def _remove_database(path: pathlib.Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        pathlib.Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _write_network(
-    directory: pathlib.Path,
-    nodes: int,
-    *,
-    chain_id: str = "seqnet-local",
-    namespaces: tuple[str, ...] = ("rollup-a", "rollup-b"),
-    host: str = "127.0.0.1",
-    base_port: int = 7100,
-    force: bool = False,
-) -> Genesis:
-    """Genesis, key files and one node config per validator (API and metrics ports too)."""
-    from sequencer_net import genesis as gen
-    from sequencer_net.config import NodeConfig
-    from sequencer_net.storage import StorageError, Store
+def _write_network(directory: pathlib.Path, nodes: int, **options: Any) -> Genesis:
+    """``network.write_network``, its failure as one CLI line."""
+    from sequencer_net.node.network import NetworkFilesError, write_network
 
     try:
-        genesis, keys = gen.create(
-            nodes,
-            chain_id=chain_id,
-            namespaces=namespaces,
-            host=host,
-            base_port=base_port,
-        )
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        gen.write(directory, genesis, keys, force=force)
-        (directory / "genesis.json").chmod(0o644)  # public, but nobody else may edit it
-        for k in keys:
-            config = NodeConfig(
-                directory / "genesis.json",
-                directory / f"node-{k.index}.key.json",
-                directory / f"node-{k.index}.db",
-                api=f"{host}:{base_port + API_PORT_OFFSET + k.index}",
-                metrics=f"{host}:{base_port + METRICS_PORT_OFFSET + k.index}",
-            )
-            _write_private(directory / f"node-{k.index}.toml", config.to_toml(directory))
-            if force:  # a new network: the old one's history means nothing to it
-                _remove_database(config.database)
-            Store(config.database, chain_id).close()  # made here: this node may start as new
-    except (gen.GenesisError, StorageError, OSError) as exc:
+        return write_network(directory, nodes, **options)
+    except NetworkFilesError as exc:
         raise CliError(str(exc)) from None
-    return genesis
 
 
 def _add_encrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -420,8 +374,8 @@ def _add_encrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _cmd_encrypt(args: argparse.Namespace) -> int:
     from mev import kem
-    from sequencer_net import codec
-    from sequencer_net import genesis as gen
+    from sequencer_net.base import codec
+    from sequencer_net.node import genesis as gen
 
     try:
         genesis = gen.load_genesis(args.genesis)
@@ -469,10 +423,10 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _cmd_node(args: argparse.Namespace) -> int:
     import trio
 
-    from sequencer_net.config import ConfigError, NodeConfig
-    from sequencer_net.genesis import GenesisError
-    from sequencer_net.run import run_node
-    from sequencer_net.storage import StorageError
+    from sequencer_net.node.config import ConfigError, NodeConfig
+    from sequencer_net.node.genesis import GenesisError
+    from sequencer_net.node.run import run_node
+    from sequencer_net.node.storage import StorageError
 
     expected = (ConfigError, GenesisError, StorageError, ValueError, OSError)
     try:
@@ -689,7 +643,7 @@ def _add_submit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     from ops import cluster
-    from sequencer_net.genesis import GenesisError, load_genesis
+    from sequencer_net.node.genesis import GenesisError, load_genesis
 
     payload = sys.stdin.buffer.read() if args.data == "-" else args.data.encode()
     try:

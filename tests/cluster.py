@@ -17,9 +17,9 @@ import trio
 
 from mev import kem
 from ops import cluster
-from sequencer_net import codec
-from sequencer_net.genesis import Genesis, load_genesis
-from sequencer_net.storage import Store
+from sequencer_net.base import codec
+from sequencer_net.node.genesis import Genesis, load_genesis
+from sequencer_net.node.storage import Store
 
 
 def free_base_port(count: int, spacing: tuple[int, ...] = (0,)) -> int:

@@ -17,8 +17,8 @@ from ordering.messages import (
     block_hash,
     genesis_qc,
 )
-from sequencer_net.committee import Committee
-from sequencer_net.signing import SigningKey, sign_bytes
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import SigningKey, sign_bytes
 
 CHAIN = "test-chain"
 

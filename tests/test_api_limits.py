@@ -11,10 +11,10 @@ import httpx
 import trio
 
 from mev.mempool import Admission
-from sequencer_net.api import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
-from sequencer_net.genesis import create
-from sequencer_net.storage import Store
-from sequencer_net.validator import Settings, Validator
+from sequencer_net.node.api import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
+from sequencer_net.node.genesis import create
+from sequencer_net.node.storage import Store
+from sequencer_net.node.validator import Settings, Validator
 from tests.cluster import encrypted, free_base_port
 
 SLOW_BODY_BOUND_S = 12.0  # the server's body deadline plus slack for a busy machine

@@ -10,11 +10,11 @@ import trio
 from ordering.blocktree import CommittedTip
 from ordering.messages import Block, QuorumCert, block_hash
 from ordering.validation import MessageValidator
-from sequencer_net.catchup import verified_prefix
-from sequencer_net.genesis import create
-from sequencer_net.storage import Store
-from sequencer_net.validator import Settings, Validator
-from sequencer_net.wire import SyncedBlock
+from sequencer_net.node.catchup import verified_prefix
+from sequencer_net.node.genesis import create
+from sequencer_net.node.storage import Store
+from sequencer_net.node.validator import Settings, Validator
+from sequencer_net.node.wire import SyncedBlock
 from tests.cluster import encrypted, free_base_port, until
 from tests.factory import Net
 

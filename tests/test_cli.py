@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sequencer_net import __version__
-from sequencer_net.storage import Store
+from sequencer_net.node.storage import Store
 from tests.test_storage import NET, chain
 
 
@@ -94,8 +94,8 @@ def test_bad_number_is_rejected_by_argparse() -> None:
 
 def test_keygen_then_encrypt(tmp_path: pathlib.Path) -> None:
     from mev import kem
-    from sequencer_net import codec
-    from sequencer_net.genesis import load_genesis
+    from sequencer_net.base import codec
+    from sequencer_net.node.genesis import load_genesis
 
     result = seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path))
     assert result.returncode == 0 and "n=4, f=1, threshold t=2" in result.stdout

@@ -22,8 +22,8 @@ from ordering.messages import (
     block_hash,
 )
 from ordering.safety import SafetyState
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
 from tests.factory import Net
 
 NET = Net(4)

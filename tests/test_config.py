@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer_net.config import MAX_CONFIG_BYTES, ConfigError, NodeConfig
+from sequencer_net.node.config import MAX_CONFIG_BYTES, ConfigError, NodeConfig
 
 
 def test_round_trip_with_paths_relative_to_the_file(tmp_path: pathlib.Path) -> None:

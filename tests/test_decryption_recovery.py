@@ -15,10 +15,10 @@ import pathlib
 import trio
 
 from mev import kem
-from sequencer_net import codec
-from sequencer_net.genesis import create
-from sequencer_net.storage import Store
-from sequencer_net.validator import Settings, Validator
+from sequencer_net.base import codec
+from sequencer_net.node.genesis import create
+from sequencer_net.node.storage import Store
+from sequencer_net.node.validator import Settings, Validator
 from tests.cluster import encrypted, free_base_port, until
 
 

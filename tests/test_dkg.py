@@ -27,7 +27,7 @@ from mev.dkg import (
 from mev.shares import make_share_batch
 from ops.sim.dkg import BEHAVIOURS, run_dkg
 from ordering.validation import MessageValidator
-from sequencer_net import codec
+from sequencer_net.base import codec
 from tests.factory import Net, commit_of
 
 

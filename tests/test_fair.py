@@ -21,7 +21,7 @@ from ordering.fair.policies import (
 )
 from ordering.fair.reports import SEQ_VOTE, OrderReport, report_seq
 from ordering.messages import Block
-from sequencer_net import codec
+from sequencer_net.base import codec
 from tests.factory import Net
 
 A, B, C, D = (bytes([i]) * 32 for i in range(1, 5))
@@ -200,7 +200,7 @@ def test_report_sequence_grows_with_the_round() -> None:
 def test_payload_and_report_decoders_reject_garbage_with_the_typed_error(
     data: bytes, kind: object
 ) -> None:
-    from sequencer_net.signing import Signed
+    from sequencer_net.base.signing import Signed
 
     cls = Signed[OrderReport] if kind == "report" else FairPayload
     with contextlib.suppress(codec.DecodeError):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mev import group
 from mev.keys import matches
-from sequencer_net import genesis as gen
+from sequencer_net.node import genesis as gen
 
 GENESIS, KEYS = gen.create(4, random_bytes=group.seeded_random_bytes(b"genesis-tests"))
 

@@ -13,7 +13,7 @@ from collections import Counter
 from mev import group
 from p2p.framing import frame
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, SYNC_PROTOCOL, TX_PROTOCOL
-from sequencer_net import genesis as gen
+from sequencer_net.node import genesis as gen
 from tests.test_p2p import cluster, wait_for
 
 GENESIS, _ = gen.create(4, random_bytes=group.seeded_random_bytes(b"binding-tests"))

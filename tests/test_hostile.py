@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from mev.shares import ShareBatch
 from ordering.messages import CONSENSUS, Vote, VoteData
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
-from sequencer_net.genesis import digest, load_keys
-from sequencer_net.signing import SigningKey
-from sequencer_net.wire import SHARES, TX, TxBatch
+from sequencer_net.base.signing import SigningKey
+from sequencer_net.node.genesis import digest, load_keys
+from sequencer_net.node.wire import SHARES, TX, TxBatch
 from tests.cluster import Processes, wait_until
 
 

@@ -11,11 +11,11 @@ import trio.testing
 
 from mev import kem
 from mev.mempool import Admission, EncryptedMempool, MempoolLimits
-from sequencer_net import codec
-from sequencer_net.genesis import create
-from sequencer_net.ingress import SLICE, TxIngress
-from sequencer_net.metrics import NodeMetrics
-from sequencer_net.storage import Store
+from sequencer_net.base import codec
+from sequencer_net.node.genesis import create
+from sequencer_net.node.ingress import SLICE, TxIngress
+from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.storage import Store
 from tests.cluster import encrypted
 from tests.test_storage import NET, chain
 

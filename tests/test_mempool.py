@@ -9,7 +9,7 @@ import pytest
 from mev import group, kem
 from mev.keys import deal
 from mev.mempool import EncryptedMempool, MempoolLimits
-from sequencer_net import codec
+from sequencer_net.base import codec
 
 CHAIN = "mempool-chain"
 PUBLIC, _ = deal(4, 2, group.seeded_random_bytes(b"mempool"))

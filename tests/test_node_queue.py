@@ -6,9 +6,9 @@ import pathlib
 
 from ops.sim.node import LabelPayload
 from ordering.messages import CONSENSUS, Vote, VoteData
-from sequencer_net.metrics import NodeMetrics
-from sequencer_net.node import QUEUE_DEPTH, Node, Outboxes
-from sequencer_net.storage import Store
+from sequencer_net.node.driver import QUEUE_DEPTH, Node, Outboxes
+from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.storage import Store
 from tests.cluster import rejections
 from tests.factory import Net
 

@@ -17,8 +17,8 @@ from multiaddr import Multiaddr
 
 from p2p.host import ValidatorHost
 from p2p.slots import MAX_PENDING
-from sequencer_net.genesis import peer_id
-from sequencer_net.signing import SigningKey
+from sequencer_net.base.signing import SigningKey
+from sequencer_net.node.genesis import peer_id
 from tests.test_p2p import SEEDS, cluster, wait_for
 
 FLOOD_CONNECTIONS = MAX_PENDING + 16  # per validator: more than its handshake slots

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 from ops.load import Tx, Watcher, make_txs, submit_batch
-from sequencer_net.storage import Store
+from sequencer_net.node.storage import Store
 from tests.cluster import Processes, wait_until
 
 NAMESPACES = ("rollup-a", "rollup-b")

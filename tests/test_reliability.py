@@ -27,8 +27,8 @@ from typing import Any
 
 from mev import kem
 from ops.cluster import get_json
-from sequencer_net import codec
-from sequencer_net.genesis import create
+from sequencer_net.base import codec
+from sequencer_net.node.genesis import create
 from tests.cluster import Processes, encrypted, seqnet, wait_until
 
 

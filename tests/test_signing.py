@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ordering.messages import ProposalData, VoteData
-from sequencer_net.committee import Committee
-from sequencer_net.signing import BadSignature, Signed, Verified, sign_bytes
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import BadSignature, Signed, Verified, sign_bytes
 from tests.factory import Net
 
 NET = Net(4)

@@ -14,7 +14,7 @@ import pytest
 from ordering.events import Commit
 from ordering.messages import block_hash
 from ordering.safety import SafetyState
-from sequencer_net.storage import StorageError, Store
+from sequencer_net.node.storage import StorageError, Store
 from tests.factory import Net
 
 NET = Net(4)
@@ -79,7 +79,7 @@ def test_another_chains_or_a_damaged_database_is_refused(tmp_path: pathlib.Path)
 WRITER = """
 import sys
 from ordering.safety import SafetyState
-from sequencer_net.storage import Store
+from sequencer_net.node.storage import Store
 from tests.test_storage import NET, chain
 store = Store(__import__("pathlib").Path(sys.argv[1]), NET.chain_id)
 for commit in chain(40):

@@ -18,7 +18,7 @@ from mev.kem import Ciphertext, InvalidCiphertext
 from mev.keys import deal
 from mev.shares import ShareBatch, make_share_batch, verify_share_batch
 from ordering.validation import MessageValidator
-from sequencer_net import codec
+from sequencer_net.base import codec
 from tests.factory import Net, commit_of
 
 NET = Net(4)

@@ -10,7 +10,7 @@ from mev.combine import open_batch
 from mev.keys import ThresholdPublicKey
 from mev.shares import ShareBatch, verify_share_batch
 from mev.vectors import build
-from sequencer_net import codec
+from sequencer_net.base import codec
 
 VECTORS = pathlib.Path(__file__).parent.parent / "docs" / "vectors" / "threshold.json"
 

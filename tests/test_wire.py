@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mev.shares import ShareBatch
-from sequencer_net.codec import DecodeError, Family
-from sequencer_net.wire import (
+from sequencer_net.base.codec import DecodeError, Family
+from sequencer_net.node.wire import (
     SHARES,
     SYNC,
     TX,

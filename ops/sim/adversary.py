@@ -26,8 +26,8 @@ from ordering.messages import (
     block_hash,
     genesis_qc,
 )
-from sequencer_net.committee import Committee
-from sequencer_net.signing import S, Signed, SigningKey
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import S, Signed, SigningKey
 
 Outgoing = list[tuple[int, bytes]]
 

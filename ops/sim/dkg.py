@@ -32,6 +32,7 @@ from mev.dkg import (
 )
 from mev.group import lagrange_at_zero, scalar_bytes
 from mev.keys import evaluation_point
+from sequencer_net.base.committee import max_faulty
 
 BEHAVIOURS = (
     "wrong-shares",
@@ -108,7 +109,7 @@ def run_dkg(
 ) -> DkgRun:
     """One seeded DKG among ``n`` validators with up to f Byzantine dealers."""
     rng = random.Random(f"dkg/{seed}/{n}")
-    f = (n - 1) // 3
+    f = max_faulty(n)
     bad = sorted(rng.sample(range(n), f if byzantine_count is None else byzantine_count))
     run = DkgRun(seed, n, {i: rng.choice(behaviours) for i in bad})
     nodes = {i: Dkg(n, f + 1, i) for i in range(n)}

@@ -29,10 +29,10 @@ from ops.sim.scenario import Scenario
 from ops.sim.workload import FairnessStats, Workload
 from ordering.events import Action, Broadcast, Commit, Persist, ResetTimer, Send, TimerFired
 from ordering.fair.app import FairOrderingApp
-from ordering.fair.policies import make_policy
+from ordering.fair.policies import DEFAULT_POLICY, make_policy
 from ordering.messages import ConsensusMessage, Vote
-from sequencer_net.committee import Committee
-from sequencer_net.signing import SigningKey
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import SigningKey
 
 CHAIN_ID = "seqnet-sim"
 
@@ -146,7 +146,7 @@ class Simulation:
 
     def _make_app(self, inst: Instance, key: SigningKey) -> FairOrderingApp:
         app_class = FAIR_ADVERSARIES.get(self.s.byzantine.get(inst.index, ""), FairOrderingApp)
-        policy = make_policy(self.s.policy or "median-timestamp", self.s.n, self.s.f)
+        policy = make_policy(self.s.policy or DEFAULT_POLICY, self.s.n, self.s.f)
         return app_class(self.committee, inst.index, key, policy)
 
     # ------------------------------------------------------------ client transactions

@@ -15,8 +15,8 @@ from typing import Any
 from ordering.blocktree import BlockLookup
 from ordering.fair.app import Branch, FairOrderingApp, FairPayload
 from ordering.fair.reports import OrderReport
-from sequencer_net import codec
-from sequencer_net.signing import Signed
+from sequencer_net.base import codec
+from sequencer_net.base.signing import Signed
 
 LIE_MS = 10_000
 

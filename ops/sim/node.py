@@ -24,10 +24,10 @@ from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash
 from ordering.pacemaker import PacemakerConfig
 from ordering.safety import SafetyState
 from ordering.validation import Invalid, MessageValidator
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
-from sequencer_net.committee import Committee
-from sequencer_net.signing import SigningKey
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import SigningKey
 
 
 class LabelPayload:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 
 from ops.sim.engine import RunResult, simulate
 from ops.sim.scenario import FaultSpec, Scenario, draw
+from ordering.fair.policies import DEFAULT_POLICY
+from sequencer_net.base.committee import max_faulty
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +31,10 @@ class SweepConfig:
     liveness_bound_ms: int = 60_000
     target_commits: int = 20
     jobs: int = 1
-    policy: str = "median-timestamp"
+    policy: str = DEFAULT_POLICY
 
     def byzantine_for(self, n: int) -> int:
-        return (n - 1) // 3 if self.byzantine is None else self.byzantine
+        return max_faulty(n) if self.byzantine is None else self.byzantine
 
     def scenarios(self) -> Iterator[Scenario]:
         spec = FaultSpec.parse(self.faults)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ordering.fair.policies import DEFAULT_POLICY
+from sequencer_net.base.committee import max_faulty
+
 NETWORK_FAULTS = ("drop", "dup", "delay", "partition", "crash", "restart-all")
 APP_ATTACKS = ("front-run", "front-run-naive", "censor", "lie-report", "withhold-report")
 ATTACKS = (
@@ -81,7 +84,7 @@ class Scenario:
     base_timeout_ms: int = 1000
     latency_ms: float = 10.0
     labels: tuple[str, ...] = field(default=())
-    policy: str | None = "median-timestamp"  # None: opaque labels instead of fair ordering
+    policy: str | None = DEFAULT_POLICY  # None: opaque labels instead of fair ordering
     tx_per_s: float = 20.0  # client transactions, each sent to every validator
     clock_skew_ms: float = 5.0  # each validator's clock is off by up to this much
     duration_ms: int | None = None  # run exactly this long (fairness runs) instead of to liveness
@@ -89,7 +92,7 @@ class Scenario:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return max_faulty(self.n)
 
 
 def draw(

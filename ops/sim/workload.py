@@ -24,8 +24,8 @@ from ops.sim.fair_adversary import is_censored
 from ops.sim.scenario import Scenario
 from ordering.events import Commit
 from ordering.fair.app import FairPayload
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
 
 
 @dataclass

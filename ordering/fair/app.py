@@ -39,10 +39,10 @@ from ordering.fair.reports import (
     report_seq,
 )
 from ordering.messages import Block
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError, Digest, MaxItems
-from sequencer_net.committee import Committee
-from sequencer_net.signing import BadSignature, Signed, SigningKey
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError, Digest, MaxItems
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import BadSignature, Signed, SigningKey
 
 MAX_ORDER = 16_384
 RECENT_WORK_MS = 10_000  # a pending digest older than this no longer keeps blocks coming

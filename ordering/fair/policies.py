@@ -72,6 +72,9 @@ class MedianTimestamp(_ForCommittee):
         return sorted(chosen, key=lambda d: (medians[d], d))
 
 
+DEFAULT_POLICY = MedianTimestamp.name  # what a node and the simulator use unless told
+
+
 class Arrival(_ForCommittee):
     name = "arrival"
 

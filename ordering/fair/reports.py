@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from sequencer_net.codec import Digest, IntRange, MaxItems
-from sequencer_net.signing import SIGNER_INDEX
+from sequencer_net.base.codec import Digest, IntRange, MaxItems
+from sequencer_net.base.signing import SIGNER_INDEX
 
 MAX_REPORT_ENTRIES = 8192
 

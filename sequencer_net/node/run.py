@@ -8,11 +8,11 @@ import sys
 
 import trio
 
-from sequencer_net.config import NodeConfig
-from sequencer_net.genesis import fingerprint, load_genesis, load_keys
-from sequencer_net.logs import event
-from sequencer_net.storage import Store
-from sequencer_net.validator import Settings, Validator
+from sequencer_net.node.config import NodeConfig
+from sequencer_net.node.genesis import fingerprint, load_genesis, load_keys
+from sequencer_net.node.logs import event
+from sequencer_net.node.storage import Store
+from sequencer_net.node.validator import Settings, Validator
 
 log = logging.getLogger("seqnet.run")
 PROGRESS_EVERY_S = 5.0

@@ -41,12 +41,12 @@ from ordering.messages import CONSENSUS, Proposal, Timeout
 from ordering.pacemaker import PacemakerConfig
 from ordering.validation import Invalid, MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL
-from sequencer_net.codec import DecodeError
-from sequencer_net.committee import Committee
-from sequencer_net.logs import event
-from sequencer_net.metrics import NodeMetrics
-from sequencer_net.signing import SigningKey
-from sequencer_net.storage import Store
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.base.committee import Committee
+from sequencer_net.base.signing import SigningKey
+from sequencer_net.node.logs import event
+from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.storage import Store
 
 log = logging.getLogger("seqnet.node")
 QUEUE_DEPTH = 1024

@@ -34,10 +34,10 @@ import trio
 from mev import kem
 from mev.kem import Ciphertext
 from mev.mempool import Admission, EncryptedMempool, check_ciphertext
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
-from sequencer_net.metrics import NodeMetrics
-from sequencer_net.wire import TX, TxBatch
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.wire import TX, TxBatch
 
 RELAY_TICK_S = 0.005
 MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused

@@ -25,10 +25,11 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route, Router
 
-from sequencer_net import __version__, codec
+from sequencer_net import __version__
+from sequencer_net.base import codec
 
 if TYPE_CHECKING:
-    from sequencer_net.validator import Validator
+    from sequencer_net.node.validator import Validator
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024

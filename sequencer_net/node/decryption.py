@@ -42,12 +42,12 @@ from mev.shares import ShareBatch
 from ordering.events import Commit
 from ordering.fair.app import FairPayload
 from ordering.validation import MessageValidator
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
-from sequencer_net.logs import event
-from sequencer_net.metrics import NodeMetrics
-from sequencer_net.storage import Store
-from sequencer_net.wire import SHARES, DecryptedBatch, DecryptedTx, ShareRequest
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.logs import event
+from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.storage import Store
+from sequencer_net.node.wire import SHARES, DecryptedBatch, DecryptedTx, ShareRequest
 
 log = logging.getLogger("seqnet.decrypt")
 EARLY_WINDOW = 64  # blocks whose shares we keep before we have committed them

@@ -26,8 +26,8 @@ import multiaddr
 
 from mev.group import L, RandomBytes, is_point, scalar_bytes
 from mev.keys import KeyShare, ThresholdPublicKey, check_consistent, deal, matches
-from sequencer_net.committee import Committee
-from sequencer_net.signing import SigningKey
+from sequencer_net.base.committee import Committee, decryption_threshold, max_faulty
+from sequencer_net.base.signing import SigningKey
 
 GENESIS_FORMAT = "seqnet-genesis/1"
 KEY_FORMAT = "seqnet-node-key/1"
@@ -66,7 +66,7 @@ class Genesis:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return max_faulty(self.n)
 
     def committee(self) -> Committee:
         return Committee.of(self.chain_id, [v.public_key for v in self.validators])
@@ -375,11 +375,6 @@ def _check_threshold(genesis: Genesis) -> None:
         check_consistent(key)
     except ValueError as exc:
         raise GenesisError(f"threshold: {exc}") from None
-
-
-def decryption_threshold(n: int) -> int:
-    """f + 1 shares: the f faulty validators alone can never decrypt, f + 1 honest ones can."""
-    return (n - 1) // 3 + 1
 
 
 def _check_t(t: int, n: int) -> None:

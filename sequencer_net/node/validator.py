@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 Frames from peers arrive per protocol (``p2p.host``) and go to their handler:
 consensus to the :class:`~sequencer_net.node.Node`, transaction batches to the
-:class:`~sequencer_net.ingress.TxIngress`, share batches to the
-:class:`~sequencer_net.decryption.DecryptionService`. On start the validator
+:class:`~sequencer_net.node.ingress.TxIngress`, share batches to the
+:class:`~sequencer_net.node.decryption.DecryptionService`. On start the validator
 first catches up from its peers' stores, then builds the consensus core from
 its own store and runs. A committed block goes from the node to the mempool
 (forget its transactions) and to decryption; a decrypted batch is stored and
@@ -31,34 +31,34 @@ from mev.kem import Ciphertext
 from mev.mempool import Admission, EncryptedMempool
 from ordering.events import Commit
 from ordering.fair.app import FairOrderingApp, FairPayload
-from ordering.fair.policies import make_policy
+from ordering.fair.policies import DEFAULT_POLICY, make_policy
 from ordering.leader import leader_of
 from ordering.messages import genesis_qc
 from ordering.safety import SafetyState
 from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
-from sequencer_net.catchup import CatchUp, SyncServer
-from sequencer_net.codec import DecodeError
-from sequencer_net.decryption import DecryptionService, read_payload
-from sequencer_net.genesis import Genesis, NodeKeys, fingerprint
-from sequencer_net.genesis import digest as genesis_digest
-from sequencer_net.ingress import TxIngress, now_ms
-from sequencer_net.logs import event
-from sequencer_net.metrics import NodeMetrics
-from sequencer_net.node import Node, Outboxes
-from sequencer_net.storage import StorageError, Store
-from sequencer_net.wire import DecryptedBatch
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.catchup import CatchUp, SyncServer
+from sequencer_net.node.config import BASE_TIMEOUT_MS, HEARTBEAT_MS
+from sequencer_net.node.decryption import DecryptionService, read_payload
+from sequencer_net.node.driver import Node, Outboxes
+from sequencer_net.node.genesis import Genesis, NodeKeys, fingerprint
+from sequencer_net.node.genesis import digest as genesis_digest
+from sequencer_net.node.ingress import TxIngress, now_ms
+from sequencer_net.node.logs import event
+from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.storage import StorageError, Store
+from sequencer_net.node.wire import DecryptedBatch
 
 log = logging.getLogger("seqnet.validator")
-HEARTBEAT_MS = 250
 MAX_TRACKED = 100_000  # local submissions whose latency we still measure
 STALLED_S = 5.0  # no commit for this long: ask peers' stores whether we fell behind
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    policy: str = "median-timestamp"
-    base_timeout_ms: int = 1000
+    policy: str = DEFAULT_POLICY
+    base_timeout_ms: int = BASE_TIMEOUT_MS
     heartbeat_ms: int = HEARTBEAT_MS
     listen: str | None = None
     api: str | None = None  # host:port of the HTTP API
@@ -148,7 +148,7 @@ class Validator:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``started`` once the core runs and the API listens."""
-        from sequencer_net.api import build_app, metrics_app, serve_http
+        from sequencer_net.node.api import build_app, metrics_app, serve_http
 
         async with self.host.running(), trio.open_nursery() as nursery:
             nursery.start_soon(self._stop_on_damage)

@@ -20,7 +20,11 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from ordering.fair.policies import DEFAULT_POLICY
+
 MAX_CONFIG_BYTES = 64 * 1024
+BASE_TIMEOUT_MS = 1000  # a round's first timeout; it backs off from there
+HEARTBEAT_MS = 250  # an idle leader proposes this often
 
 
 class ConfigError(ValueError):
@@ -33,11 +37,11 @@ class NodeConfig:
     keys: pathlib.Path
     database: pathlib.Path
     listen: str | None = None
-    base_timeout_ms: int = 1000
-    policy: str = "median-timestamp"
+    base_timeout_ms: int = BASE_TIMEOUT_MS
+    policy: str = DEFAULT_POLICY
     api: str | None = None
     metrics: str | None = None
-    heartbeat_ms: int = 250
+    heartbeat_ms: int = HEARTBEAT_MS
 
     @classmethod
     def load(cls, path: pathlib.Path) -> NodeConfig:
@@ -72,11 +76,13 @@ class NodeConfig:
                 keys=base / _text(data, "keys"),
                 database=base / _text(data, "database"),
                 listen=_text(data, "listen") if "listen" in data else None,
-                base_timeout_ms=_positive(data.get("base_timeout_ms", 1000), "base_timeout_ms"),
-                policy=_text(data, "policy") if "policy" in data else "median-timestamp",
+                base_timeout_ms=_positive(
+                    data.get("base_timeout_ms", BASE_TIMEOUT_MS), "base_timeout_ms"
+                ),
+                policy=_text(data, "policy") if "policy" in data else DEFAULT_POLICY,
                 api=_address(data, "api"),
                 metrics=_address(data, "metrics"),
-                heartbeat_ms=_positive(data.get("heartbeat_ms", 250), "heartbeat_ms"),
+                heartbeat_ms=_positive(data.get("heartbeat_ms", HEARTBEAT_MS), "heartbeat_ms"),
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing setting {exc}") from None

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
-from sequencer_net import codec
-from sequencer_net.codec import IntRange, Signature
-
-if TYPE_CHECKING:
-    from sequencer_net.committee import Committee
+from sequencer_net.base import codec
+from sequencer_net.base.codec import IntRange, Signature
 
 SIGNER_INDEX = IntRange(0, 1023)
 
@@ -33,6 +30,15 @@ class Statement(Protocol):
 
 
 S = TypeVar("S", bound=Statement)
+
+
+class Signers(Protocol):
+    """Who may sign on which chain (a ``Committee``): signing needs no more of it."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    def verify(self, signer: int, message: bytes, signature: bytes) -> bool: ...
 
 
 class BadSignature(ValueError):
@@ -95,7 +101,7 @@ class Signed(Generic[S]):
     signer: Annotated[int, SIGNER_INDEX]
     signature: Signature
 
-    def verify(self, committee: Committee) -> Verified[S]:
+    def verify(self, committee: Signers) -> Verified[S]:
         """Check the signature against ``committee``; raise :class:`BadSignature`."""
         message = sign_bytes(self.statement, committee.chain_id)
         if not committee.verify(self.signer, message, self.signature):

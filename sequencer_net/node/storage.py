@@ -43,9 +43,9 @@ from ordering.core import Restored
 from ordering.events import Commit
 from ordering.messages import Block, QuorumCert, block_hash, genesis_hash
 from ordering.safety import SafetyState
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
-from sequencer_net.wire import DecryptedBatch
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.wire import DecryptedBatch
 
 T = TypeVar("T")
 SCHEMA_VERSION = 3

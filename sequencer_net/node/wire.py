@@ -1,6 +1,6 @@
 """Messages between validators beyond consensus: transaction batches, shares, sync.
 
-Every family is framed ``[type_id, body]`` like consensus (``sequencer_net.codec``)
+Every family is framed ``[type_id, body]`` like consensus (``sequencer_net.base.codec``)
 and travels on its own libp2p protocol (``p2p.host``). Each message is a batch:
 one per tick per peer, never one per transaction or per share.
 """
@@ -15,8 +15,8 @@ from mev.mempool import MempoolLimits
 from mev.shares import ShareBatch
 from ordering.fair.app import MAX_ORDER
 from ordering.messages import Block, QuorumCert
-from sequencer_net import codec
-from sequencer_net.codec import Digest, IntRange, MaxItems, Size
+from sequencer_net.base import codec
+from sequencer_net.base.codec import Digest, IntRange, MaxItems, Size
 
 MAX_TX_BATCH = 4096
 MAX_SYNC_BLOCKS = 128

@@ -11,7 +11,7 @@ time, that each certificate is a valid quorum for its block, and keeps only
 blocks *proved committed* — those below a pair of certified blocks in
 consecutive rounds (the two-chain commit rule). A certified block that was
 never committed cannot slip in. Batches are only used through their keys, each
-checked against its ciphertext (``sequencer_net.decryption``).
+checked against its ciphertext (``sequencer_net.node.decryption``).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from ordering.blocktree import CommittedTip
 from ordering.events import Commit
 from ordering.messages import block_hash
 from ordering.validation import Invalid, MessageValidator
-from sequencer_net import codec
-from sequencer_net.codec import DecodeError
-from sequencer_net.storage import Store
-from sequencer_net.wire import (
+from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.storage import Store
+from sequencer_net.node.wire import (
     MAX_SYNC_BLOCKS,
     MAX_SYNC_RESPONSE_BYTES,
     SYNC,

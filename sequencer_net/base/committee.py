@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sequencer_net.signing import verify_signature
+from sequencer_net.base.signing import verify_signature
+
+
+def max_faulty(n: int) -> int:
+    """f: the most Byzantine validators n tolerates (the largest f with n >= 3f+1)."""
+    return (n - 1) // 3
+
+
+def decryption_threshold(n: int) -> int:
+    """t = f + 1 shares: the f faulty validators alone can never decrypt, f + 1 honest ones can."""
+    return max_faulty(n) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +46,7 @@ class Committee:
     @property
     def f(self) -> int:
         """Byzantine faults tolerated: the largest f with n >= 3f+1."""
-        return (self.n - 1) // 3
+        return max_faulty(self.n)
 
     @property
     def quorum(self) -> int:

@@ -1,0 +1,77 @@
+"""A network's files: genesis, key files, one node config and one database per validator.
+
+Written by ``seqnet keygen`` and ``seqnet cluster up`` (trusted dealer), and by
+the benchmark. Every file is private to its owner whatever the umask, except
+the genesis, which is public but not writable by others. The databases are
+created here, so a validator that later finds its database missing or empty
+knows it has lost state rather than being new.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from sequencer_net.node import genesis as gen
+from sequencer_net.node.config import NodeConfig
+from sequencer_net.node.storage import StorageError, Store
+
+API_PORT_OFFSET = 1000  # validator i serves its HTTP API on base-port + 1000 + i
+METRICS_PORT_OFFSET = 2000  # and /metrics on base-port + 2000 + i
+
+
+class NetworkFilesError(RuntimeError):
+    """The network's files could not be written (one line for the operator)."""
+
+
+def write_network(
+    directory: pathlib.Path,
+    nodes: int,
+    *,
+    chain_id: str = "seqnet-local",
+    namespaces: tuple[str, ...] = ("rollup-a", "rollup-b"),
+    host: str = "127.0.0.1",
+    base_port: int = 7100,
+    force: bool = False,
+) -> gen.Genesis:
+    """Genesis, key files, and per validator a config (API and metrics ports) and a database.
+
+    ``force`` replaces an existing network: its databases are deleted, their
+    history means nothing to the new keys.
+    """
+    try:
+        genesis, keys = gen.create(
+            nodes, chain_id=chain_id, namespaces=namespaces, host=host, base_port=base_port
+        )
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        gen.write(directory, genesis, keys, force=force)
+        (directory / "genesis.json").chmod(0o644)
+        for k in keys:
+            config = NodeConfig(
+                directory / "genesis.json",
+                directory / f"node-{k.index}.key.json",
+                directory / f"node-{k.index}.db",
+                api=f"{host}:{base_port + API_PORT_OFFSET + k.index}",
+                metrics=f"{host}:{base_port + METRICS_PORT_OFFSET + k.index}",
+            )
+            write_private(directory / f"node-{k.index}.toml", config.to_toml(directory))
+            if force:
+                remove_database(config.database)
+            Store(config.database, chain_id).close()
+    except (gen.GenesisError, StorageError, OSError) as exc:
+        raise NetworkFilesError(str(exc)) from None
+    return genesis
+
+
+def write_private(path: pathlib.Path, text: str) -> None:
+    """Write a file only its owner can read, whatever the umask."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
+def remove_database(path: pathlib.Path) -> None:
+    """A node's SQLite database with its write-ahead log and shared-memory file."""
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(f"{path}{suffix}").unlink(missing_ok=True)
