@@ -6,7 +6,7 @@ import pathlib
 
 from ops.sim.node import LabelPayload
 from ordering.messages import CONSENSUS, Vote, VoteData
-from sequencer_net.node.driver import QUEUE_DEPTH, Node, Outboxes
+from sequencer_net.node.driver import QUEUE_DEPTH, ConsensusDriver, Outboxes
 from sequencer_net.node.metrics import NodeMetrics
 from sequencer_net.node.storage import Store
 from tests.cluster import rejections
@@ -25,7 +25,7 @@ def vote_frame(net: Net, signer: int, round_: int) -> bytes:
 async def test_a_flooding_sender_gets_only_its_share_of_the_queue(tmp_path: pathlib.Path) -> None:
     net = Net(4)
     metrics = NodeMetrics()
-    node = Node(
+    node = ConsensusDriver(
         net.committee,
         0,
         net.keys[0],

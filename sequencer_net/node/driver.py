@@ -97,7 +97,7 @@ class Outboxes:
             await self._send(peer, data, protocol)
 
 
-class Node:
+class ConsensusDriver:
     def __init__(
         self,
         committee: Committee,
@@ -157,6 +157,11 @@ class Node:
         except trio.WouldBlock:
             return self._reject("queue-full")  # back-pressure: the sender will retry or time out
         self._queued[sender] += 1
+
+    @property
+    def last_progress_at(self) -> float:
+        """Unix time of the last commit, or of the start if none yet."""
+        return max(self.last_commit_at, self.started_at)
 
     def wakeup(self) -> None:
         """Ask the core to retry a proposal its app declined (new work or heartbeat)."""

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Frames from peers arrive per protocol (``p2p.host``) and go to their handler:
-consensus to the :class:`~sequencer_net.node.Node`, transaction batches to the
+consensus to the :class:`~sequencer_net.node.driver.ConsensusDriver`, transaction batches to the
 :class:`~sequencer_net.node.ingress.TxIngress`, share batches to the
 :class:`~sequencer_net.node.decryption.DecryptionService`. On start the validator
 first catches up from its peers' stores, then builds the consensus core from
@@ -41,7 +41,7 @@ from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.catchup import CatchUp, SyncServer
 from sequencer_net.node.config import BASE_TIMEOUT_MS, HEARTBEAT_MS
 from sequencer_net.node.decryption import DecryptionService, read_payload
-from sequencer_net.node.driver import Node, Outboxes
+from sequencer_net.node.driver import ConsensusDriver, Outboxes
 from sequencer_net.node.genesis import Genesis, NodeKeys, fingerprint
 from sequencer_net.node.genesis import digest as genesis_digest
 from sequencer_net.node.ingress import TxIngress, now_ms
@@ -121,7 +121,7 @@ class Validator:
             self._decrypted,
             self._payload_of,
         )
-        self.node: Node | None = None
+        self.driver: ConsensusDriver | None = None
         self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
         self._awaiting_decryption: set[bytes] = set()  # committed, not yet decrypted
         self.api_address = self.metrics_address = ""
@@ -226,9 +226,9 @@ class Validator:
         peers' stores; if they had more, it rejoins like a restarted node.
         """
         while True:
-            self.node = self._build_node()
+            self.driver = self._build_driver()
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.node.run)
+                await nursery.start(self.driver.run)
                 task_status.started()
                 task_status = trio.TASK_STATUS_IGNORED
                 await self._until_fallen_behind()
@@ -242,20 +242,23 @@ class Validator:
     async def _until_fallen_behind(self) -> None:
         while True:
             await trio.sleep(STALLED_S / 2)
-            node = self.node
-            if node is None or time.time() - max(node.last_commit_at, node.started_at) < STALLED_S:
+            driver = self.driver
+            if (
+                driver is None
+                or time.time() - max(driver.last_commit_at, driver.started_at) < STALLED_S
+            ):
                 continue
             if await self.catchup.peers_ahead():
                 return
 
-    def _build_node(self) -> Node:
+    def _build_driver(self) -> ConsensusDriver:
         recent = self.store.recent_digests(self.mempool.limits.remembered_commits)
         self.app.remember_committed(recent)  # a replay stays refused across restarts
         self.mempool.mark_committed(recent)
         self.metrics.height.set(self.store.committed_tip().height)
         self.decrypted_height = self.store.decrypted_tip()
         self.metrics.decrypted_height.set(self.decrypted_height)
-        return Node(
+        return ConsensusDriver(
             self.committee,
             self.me,
             self.keys.signing_key,
@@ -277,8 +280,8 @@ class Validator:
             await trio.sleep(self.settings.heartbeat_ms / 4000)
             self.metrics.peers.set(self.host.connected_peers())
             self._export_shed()
-            if self.node is not None:
-                self.node.wakeup()
+            if self.driver is not None:
+                self.driver.wakeup()
 
     def _export_shed(self) -> None:
         """Bring the host's counts of shed inbound connections into the metrics."""
@@ -290,8 +293,8 @@ class Validator:
     async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
         self.metrics.messages.labels(_short(protocol)).inc()
         if protocol == CONSENSUS_PROTOCOL:
-            if self.node is not None:
-                await self.node.on_frame(sender, data)
+            if self.driver is not None:
+                await self.driver.on_frame(sender, data)
         elif protocol == TX_PROTOCOL:
             self.ingress.on_frame(sender, data)
         elif protocol == SHARES_PROTOCOL:
@@ -315,8 +318,8 @@ class Validator:
 
     def _admitted(self, digest: bytes, ct: Ciphertext) -> None:
         self.app.on_transaction(digest, now_ms())
-        if self.node is not None:
-            self.node.wakeup()
+        if self.driver is not None:
+            self.driver.wakeup()
 
     def _was_checked(self, ct: Ciphertext) -> bool:
         """Checked on admission here (the usual case), else check it now."""
@@ -367,21 +370,21 @@ class Validator:
     # ------------------------------------------------------------ reading state (API)
 
     def status(self) -> dict[str, Any]:
-        node = self.node
-        round_ = node.core.round if node else 0
-        last = node.last_commit_at if node else 0.0
+        driver = self.driver
+        round_ = driver.core.round if driver else 0
+        last = driver.last_commit_at if driver else 0.0
         return {
             "chain_id": self.genesis.chain_id,
             "genesis": fingerprint(self.genesis),
             "index": self.me,
-            "height": node.core.tree.tip.height if node else 0,
+            "height": driver.core.tree.tip.height if driver else 0,
             "decrypted_height": self.decrypted_height,
             "view": round_,
             "leader": leader_of(round_, self.committee.n),
             "peers": self.host.connected_peers(),
             "last_commit_age_s": None if not last else round(time.time() - last, 3),
             "mempool": len(self.mempool),
-            "syncing": node is None,
+            "syncing": driver is None,
         }
 
     def transaction_status(self, digest: bytes) -> dict[str, Any]:
