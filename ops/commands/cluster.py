@@ -1,0 +1,182 @@
+"""``seqnet cluster up | status | down``: a local cluster of validator processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+
+from sequencer_net.cli.args import DEFAULT_CLUSTER_DIR, CliError, positive, write_network
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "cluster",
+        help="run a local multi-node cluster on 127.0.0.1",
+        description="Start, inspect and stop N validator processes on this machine.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "up",
+        help="start N validators and wait until all commit (Ctrl-C stops them)",
+        description=(
+            "Write a genesis and keys into DIR (unless it has them), start one `seqnet node` "
+            "process per validator, show progress until every node is connected and "
+            "committing, print the endpoints, and keep running until Ctrl-C (or SIGTERM), "
+            "then stop them all cleanly; they get SIGTERM too if this process is killed. "
+            "With --detach, return once they commit, leaving them to `cluster down`."
+        ),
+    )
+    up.add_argument("--nodes", type=positive, default=4, metavar="N", help="validators (4)")
+    up.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="state dir")
+    up.add_argument("--base-port", type=positive, default=7100, help="first libp2p port (7100)")
+    up.add_argument("--fresh", action="store_true", help="delete DIR's keys and data first")
+    up.add_argument("--detach", action="store_true", help="leave the nodes running and return")
+    up.add_argument("--timeout", type=positive, default=60, help="seconds to wait for commits")
+    up.set_defaults(func=_cmd_cluster_up)
+    for add in (_add_cluster_status, _add_cluster_down):
+        q = add(actions)
+        q.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="state dir")
+
+
+def _add_cluster_status(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    status = actions.add_parser(
+        "status",
+        help="each node's height, decryption lag, view, peers; exit 0 only if all are healthy",
+        description="Ask every node of DIR for its status twice, --window apart; exit 0 only "
+        "if each answers as itself (chain id, genesis, validator index, a process running its "
+        "config), commits, and decrypts within --max-lag blocks of its committed height, "
+        "advancing.",
+    )
+    status.add_argument(
+        "--max-lag", type=positive, default=None, metavar="BLOCKS",
+        help="fail a node whose decrypted height is more blocks behind its committed one "
+        "(default 50)",
+    )  # fmt: skip
+    status.add_argument(
+        "--window", type=positive, default=None, metavar="SECONDS",
+        help="fail a node behind on decryption that decrypts nothing for this long (default 1)",
+    )  # fmt: skip
+    status.set_defaults(func=_cmd_status)
+    return status
+
+
+def _add_cluster_down(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    down = actions.add_parser(
+        "down",
+        help="stop every node process of DIR, however it was started",
+        description="Stop every process running `node --config DIR/node-<i>.toml` (found by "
+        "command line, so nodes restarted by hand too): SIGTERM, then SIGKILL after 15 s.",
+    )
+    down.set_defaults(func=_cmd_cluster_down)
+    return down
+
+
+def _cmd_cluster_up(args: argparse.Namespace) -> int:
+    import shutil
+    import signal
+
+    from ops import cluster
+
+    if args.fresh and args.dir.exists():
+        shutil.rmtree(args.dir)
+    if not (args.dir / "genesis.json").exists():
+        genesis = write_network(args.dir, args.nodes, base_port=args.base_port)
+        print(f"wrote genesis and keys for {genesis.n} validators into {args.dir}")
+    elif len(list(args.dir.glob("node-*.toml"))) != args.nodes:
+        raise CliError(f"{args.dir} holds another cluster size: add --fresh to replace it")
+    try:
+        procs = cluster.start(args.dir, args.log_level, detach=args.detach)
+    except cluster.ClusterError as exc:
+        raise CliError(str(exc)) from None
+    stop_requested = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
+    try:
+        _wait_for_cluster(args, procs)
+        for line in cluster.status_lines(args.dir)[1]:
+            print(line)
+        if args.detach:
+            print(f"running; `seqnet cluster status --dir {args.dir}`, then `cluster down`")
+            return 0
+        here = "" if args.dir == DEFAULT_CLUSTER_DIR else f" --dir {args.dir}"
+        api = cluster.members(args.dir)[0].api
+        print(
+            f"{args.nodes} validators committing; Ctrl-C stops them. In another terminal:\n"
+            f"  seqnet submit{here} --rollup rollup-a 'hello'\n"
+            f"  seqnet cluster status{here}\n"
+            f"  curl -s http://{api}/v1/status",
+            flush=True,
+        )
+        while not stop_requested and all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        if not stop_requested:
+            raise CliError("a node exited: see " + str(args.dir / "node-<i>.log"))
+    except (cluster.ClusterError, CliError) as exc:
+        cluster.stop_procs(procs)
+        (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        stop_requested.append(2)  # Ctrl-C reached foreground nodes too: they are stopping
+    try:
+        signalled = 2 in stop_requested and not args.detach  # detached: their own session
+        codes = cluster.stop_procs(procs, signalled=signalled)
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+        codes = cluster.stop_procs(procs, timeout_s=0)
+    finally:
+        (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+    print(f"stopped {len(procs)} validators (exit codes {codes})")
+    return 0 if all(c == 0 for c in codes) else 1
+
+
+def _wait_for_cluster(args: argparse.Namespace, procs: list) -> None:  # type: ignore[type-arg]
+    from ops import cluster
+    from sequencer_net.progress import Progress
+
+    bar = Progress(args.nodes, "nodes committing")
+
+    def show(ready: int, total: int) -> None:
+        if ready != bar.done:
+            bar.done = ready - 1
+            bar.advance()
+
+    try:
+        cluster.wait_until_committing(args.dir, procs, args.timeout, show)
+    finally:
+        bar.close()
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ops import cluster
+
+    limits = cluster.Limits(
+        max_lag=args.max_lag or cluster.MAX_DECRYPTION_LAG,
+        window_s=args.window or cluster.STALL_WINDOW_S,
+    )
+    try:
+        ok, lines = cluster.status_lines(args.dir, limits)
+    except cluster.ClusterError as exc:
+        raise CliError(str(exc)) from None
+    for line in lines:
+        print(line)
+    print(
+        f"all nodes committing and decrypting (lag bound {limits.max_lag} blocks)"
+        if ok
+        else "NOT all nodes are up, committing and decrypting"
+    )
+    return 0 if ok else 1
+
+
+def _cmd_cluster_down(args: argparse.Namespace) -> int:
+    from ops import cluster
+
+    try:
+        stopped = cluster.stop(args.dir)
+    except cluster.ClusterError as exc:
+        raise CliError(str(exc)) from None
+    killed = f" ({stopped.killed} ignored SIGTERM: killed)" if stopped.killed else ""
+    print(f"stopped {stopped.count} validators{killed}")
+    return 0

@@ -1,0 +1,48 @@
+"""``seqnet submit``: encrypt, submit to a node, wait until the transaction is decrypted."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+from sequencer_net.cli.args import DEFAULT_CLUSTER_DIR, CliError, positive
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "submit",
+        help="encrypt and submit a transaction; wait until it is decrypted",
+        description=(
+            "Encrypt DATA for ROLLUP with the network's threshold key, submit it to a node's "
+            "HTTP API and wait until it is committed and decrypted; exit 0 only then."
+        ),
+    )
+    p.add_argument("--rollup", required=True, help="rollup namespace registered in genesis")
+    p.add_argument("--dir", type=pathlib.Path, default=DEFAULT_CLUSTER_DIR, help="cluster dir")
+    p.add_argument("--node", default=None, help="API host:port (default: first node of --dir)")
+    p.add_argument("--genesis", type=pathlib.Path, default=None, help="genesis.json (with --node)")
+    p.add_argument("--timeout", type=positive, default=30, help="seconds to wait (30)")
+    p.add_argument("data", help="the transaction bytes (UTF-8), or - for standard input")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ops import cluster
+    from sequencer_net.node.genesis import GenesisError, load_genesis
+
+    payload = sys.stdin.buffer.read() if args.data == "-" else args.data.encode()
+    try:
+        genesis = load_genesis(args.genesis or args.dir / "genesis.json")
+        address = args.node or cluster.members(args.dir)[0].api
+        start = time.monotonic()
+        record = cluster.submit_and_wait(address, genesis, args.rollup, payload, args.timeout)
+    except (cluster.ClusterError, GenesisError) as exc:
+        raise CliError(str(exc)) from None
+    took = (time.monotonic() - start) * 1000
+    print(
+        f"{record['status']}: {record['digest']} at height {record['height']} position "
+        f"{record['position']} ({record['namespace']}) in {took:.0f} ms"
+    )
+    return 0 if record["status"] == "decrypted" else 1
