@@ -100,8 +100,10 @@ class ValidatorHost:
         serve_sync: ServeRequest | None = None,
         on_reject: Callable[[str, str], None] | None = None,
         genesis_id: bytes | None = None,
+        on_shed: Callable[[str], None] = lambda reason: None,
     ) -> None:
-        """``genesis_id``: the genesis digest peers must share; by default the peer ids'."""
+        """``genesis_id``: the genesis digest peers must share; by default the peer ids'.
+        ``on_shed``: an inbound connection was closed to keep room (see ``p2p.slots``)."""
         key_pair = create_new_key_pair(seed)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
         self.host = new_host(
@@ -121,7 +123,7 @@ class ValidatorHost:
         self._serve_sync, self._on_reject = serve_sync, on_reject
         self._sync_slots = trio.Semaphore(MAX_SYNC_SERVING)
         self.host.set_stream_handler(SYNC_PROTOCOL, self._answer_sync)
-        self.slots = InboundSlots(self.host.get_network(), self._is_validator)
+        self.slots = InboundSlots(self.host.get_network(), self._is_validator, on_shed=on_shed)
         self.slots.install()
 
     def running(self) -> AbstractAsyncContextManager[None]:

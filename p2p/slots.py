@@ -58,8 +58,11 @@ class InboundSlots:
         *,
         pending: int = MAX_PENDING,
         outsiders: int = MAX_OUTSIDERS,
+        on_shed: Callable[[str], None] = lambda reason: None,
     ) -> None:
-        self._swarm, self._is_validator = swarm, is_validator
+        """``on_shed`` hears of each connection closed to make room ("evicted",
+        "outsider-full"), e.g. for a metric."""
+        self._swarm, self._is_validator, self._on_shed = swarm, is_validator, on_shed
         self.max_pending, self.max_outsiders = pending, outsiders
         self._pending: OrderedDict[int, _Watched] = OrderedDict()  # oldest first
         self._tickets = itertools.count()
@@ -84,6 +87,7 @@ class InboundSlots:
             await _until_closed(muxed)
         elif self.outsiders >= self.max_outsiders:
             self.refused += 1
+            self._on_shed("outsider-full")
             log.info("refused %s: %d outsider slots full", muxed.peer_id, self.max_outsiders)
             await _close_quietly(muxed)
         else:
@@ -115,6 +119,7 @@ class InboundSlots:
         silent = (t for t, raw in self._pending.items() if not raw.spoke)
         ticket = next(silent, next(iter(self._pending)))
         self.evicted += 1
+        self._on_shed("evicted")
         return self._pending.pop(ticket)
 
 

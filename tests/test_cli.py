@@ -128,7 +128,7 @@ def test_keygen_force_starts_over_with_new_databases(tmp_path: pathlib.Path) -> 
     forced = seqnet("keygen", "--nodes", "4", "--dir", str(tmp_path), "--force")
     assert forced.returncode == 0, forced.stderr
     fresh = Store(tmp_path / "node-0.db", "seqnet-local")
-    assert fresh.never_ran()
+    assert fresh.restored() is None
 
 
 def test_keygen_makes_private_files_whatever_the_umask(tmp_path: pathlib.Path) -> None:

@@ -22,6 +22,7 @@ async def cluster(
     genesis_ids: Sequence[bytes | None] = (),
     on_reject: Callable[[str, str], None] | None = None,
     serve_sync: Callable[[bytes], Awaitable[bytes | None]] | None = None,
+    on_shed: Callable[[str], None] = lambda reason: None,
 ) -> AsyncIterator[tuple[list[ValidatorHost], list[list[tuple[int, bytes]]]]]:
     """Validators 0..n-1 listening on loopback; inbox[i] collects what i received.
 
@@ -36,7 +37,12 @@ async def cluster(
         async def on_frame(protocol: str, sender: int, data: bytes, i: int = i) -> None:
             inbox[i].append((sender, data))
 
-        options = {"on_reject": on_reject, "serve_sync": serve_sync, "genesis_id": ids[i]}
+        options = {
+            "on_reject": on_reject,
+            "serve_sync": serve_sync,
+            "genesis_id": ids[i],
+            "on_shed": on_shed,
+        }
         hosts.append(ValidatorHost(SEEDS[i], i, peers, on_frame, **options))
     async with AsyncExitStack() as stack:
         for h in hosts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import Counter
 
 import trio
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
@@ -50,7 +51,9 @@ async def _exchange(hosts: list[ValidatorHost], inbox: list[list[tuple[int, byte
 
 
 async def test_validators_connect_and_talk_through_a_raw_tcp_flood() -> None:
-    async with cluster(2) as (hosts, inbox), trio.open_nursery() as flood:
+    shed: Counter[str] = Counter()
+    hosts_up = cluster(2, on_shed=lambda reason: shed.update([reason]))
+    async with hosts_up as (hosts, inbox), trio.open_nursery() as flood:
         opened = [0]
         deadline = trio.current_time() + FLOOD_SECONDS
         for _, address in hosts[0].peers:
@@ -65,6 +68,7 @@ async def test_validators_connect_and_talk_through_a_raw_tcp_flood() -> None:
             await _exchange(hosts, inbox)
         took = time.monotonic() - started
         flood.cancel_scope.cancel()
+    assert shed["evicted"] == sum(h.slots.evicted for h in hosts)  # what the metric counts
     print(f"flood of {opened[0]} connections: validators exchanged frames after {took:.2f} s")
     assert took < 5
 

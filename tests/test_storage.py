@@ -130,11 +130,11 @@ def test_every_committed_digest_is_indexed_at_commit_for_replay_checks(
 def test_a_missing_or_truncated_database_is_reported_as_created(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "node.db"
     store = Store(path, NET.chain_id)
-    assert store.created and store.never_ran()
+    assert store.created and store.restored() is None
     store.append_commit(chain(1)[0])
     store.close()
     again = Store(path, NET.chain_id)
-    assert not again.created and not again.never_ran()
+    assert not again.created and again.restored() is not None
     again.close()
     path.write_bytes(b"")  # an operator's accident: truncated to 0 bytes
     for suffix in ("-wal", "-shm"):

@@ -248,9 +248,7 @@ class DecryptionService:
     async def _decrypt(self, batch: CommittedBatch, own: ShareBatch) -> DecryptedBatch:
         """Combine ``t`` share batches; when they do not come, a peer's keys, then a request."""
         self._keep_own(own)
-        data = SHARES.encode(own)
-        for peer in self.peers:
-            self._post(peer, data)
+        self._broadcast(SHARES.encode(own))
         self._opening = batch.batch_id
         self._shares.setdefault(batch.batch_id, {})[own.node] = own
         started, patience, warned = time.monotonic(), self._first_patience(batch), False
@@ -303,7 +301,9 @@ class DecryptionService:
 
     def _request_shares(self, batch: CommittedBatch) -> None:
         """Ask every peer for its share batch of this committed block."""
-        data = SHARES.encode(ShareRequest(batch.height, batch.batch_id))
+        self._broadcast(SHARES.encode(ShareRequest(batch.height, batch.batch_id)))
+
+    def _broadcast(self, data: bytes) -> None:
         for peer in self.peers:
             self._post(peer, data)
 

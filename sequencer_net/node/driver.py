@@ -111,12 +111,10 @@ class ConsensusDriver:
         retention: int = 1024,
         metrics: NodeMetrics | None = None,
         on_commit: Callable[[Commit], None] | None = None,
-        on_replay: Callable[[Commit], None] = lambda commit: None,
         before_event: Callable[[], None] | None = None,
         ordered: Callable[[Commit], Sequence[bytes]] = lambda commit: (),
     ) -> None:
-        """``on_replay`` sees each recent commit replayed from the store into ``app``;
-        ``ordered`` names the transactions a commit orders (indexed with it in the store)."""
+        """``ordered`` names the transactions a commit orders (indexed with it in the store)."""
         self._ordered = ordered
         self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes
         self.metrics = metrics or NodeMetrics()
@@ -127,7 +125,6 @@ class ConsensusDriver:
         first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
         for commit in store.commits(first, APP_REPLAY_COMMITS):
             app.on_commit(commit.block, commit.block_hash)  # what the app knew was final
-            on_replay(commit)
         self.core = ConsensusCore(committee, me, key, app, config, store.restored(), store.block)
         self.validator = MessageValidator(committee)
         self._events_in, self._events = trio.open_memory_channel[Event](QUEUE_DEPTH)

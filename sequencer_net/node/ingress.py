@@ -54,7 +54,6 @@ class _Waiting:
     data: bytes
     digest: bytes
     source: int | None  # validator index, None for a client
-    queue: Hashable  # whose queue it waits in: the peer, or the client's connection
     verdict: Admission | None = None
     done: trio.Event = field(default_factory=trio.Event)
 
@@ -118,12 +117,12 @@ class TxIngress:
         screened = self.mempool.screen(data)
         if isinstance(screened, Admission):
             return self._count(screened, source)
-        waiting = self._waiting.setdefault(queue, deque())
-        if self._waiting_count >= MAX_WAITING or len(waiting) >= MAX_WAITING_PER_SOURCE:
+        held = len(self._waiting.get(queue, ()))
+        if self._waiting_count >= MAX_WAITING or held >= MAX_WAITING_PER_SOURCE:
             return self._count(Admission(False, "overloaded", digest), source)
-        item = _Waiting(screened, data, digest, source, queue)
+        item = _Waiting(screened, data, digest, source)
         self._in_check.add(digest)
-        waiting.append(item)
+        self._waiting.setdefault(queue, deque()).append(item)
         self._waiting_count += 1
         self._wake.set()
         return item

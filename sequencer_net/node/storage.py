@@ -117,14 +117,6 @@ class Store:
             raise StorageError(f"{path}: not a usable seqnet database ({exc})") from None
 
     @_locked
-    def never_ran(self) -> bool:
-        """Neither a safety state nor a committed block: this node has not voted yet."""
-        row = self._db.execute(
-            "SELECT (SELECT COUNT(*) FROM safety) + (SELECT COUNT(*) FROM blocks)"
-        ).fetchone()
-        return bool(row[0] == 0)
-
-    @_locked
     def close(self) -> None:
         self._db.close()
 
@@ -258,7 +250,6 @@ class Store:
                     raise StorageError(f"a different batch is stored at height {batch.height}")
                 return
             self._db.execute("INSERT INTO batches VALUES (?, ?)", (batch.height, data))
-            self._index(batch.height, [tx.digest for tx in batch.txs])  # no-op unless appended bare
 
     @_locked
     def batch(self, height: int) -> DecryptedBatch | None:

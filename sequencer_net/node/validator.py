@@ -86,6 +86,7 @@ class Validator:
                 self.reader, lambda: self.metrics.served.labels("sync").inc()
             ).answer,
             genesis_id=genesis_digest(genesis),  # a peer with another genesis is refused
+            on_shed=lambda reason: self.metrics.shed.labels(reason).inc(),
             on_reject=lambda protocol, why: self.metrics.rejected.labels(
                 _short(protocol), why
             ).inc(),
@@ -126,7 +127,7 @@ class Validator:
         self._awaiting_decryption: set[bytes] = set()  # committed, not yet decrypted
         self.api_address = self.metrics_address = ""
         self.decrypted_height = 0
-        self._shed_seen: dict[str, int] = {}  # host slot counts already exported
+        self.genesis_fingerprint = fingerprint(genesis)  # in every status answer
 
     # ------------------------------------------------------------ running
 
@@ -162,7 +163,7 @@ class Validator:
             nursery.start_soon(self.ingress.check_loop)
             nursery.start_soon(self.ingress.relay_loop)
             await self._refuse_lost_state()
-            never_ran = self.store.never_ran()
+            never_ran = self.store.restored() is None
             await self.catchup.run()
             if never_ran:
                 self._abstain_where_peers_were()
@@ -243,10 +244,7 @@ class Validator:
         while True:
             await trio.sleep(STALLED_S / 2)
             driver = self.driver
-            if (
-                driver is None
-                or time.time() - max(driver.last_commit_at, driver.started_at) < STALLED_S
-            ):
+            if driver is None or time.time() - driver.last_progress_at < STALLED_S:
                 continue
             if await self.catchup.peers_ahead():
                 return
@@ -254,7 +252,7 @@ class Validator:
     def _build_driver(self) -> ConsensusDriver:
         recent = self.store.recent_digests(self.mempool.limits.remembered_commits)
         self.app.remember_committed(recent)  # a replay stays refused across restarts
-        self.mempool.mark_committed(recent)
+        self.mempool.mark_committed(recent)  # includes what the driver replays below
         self.metrics.height.set(self.store.committed_tip().height)
         self.decrypted_height = self.store.decrypted_tip()
         self.metrics.decrypted_height.set(self.decrypted_height)
@@ -269,7 +267,6 @@ class Validator:
             retention=self.settings.retention,
             metrics=self.metrics,
             on_commit=self._on_commit,
-            on_replay=lambda commit: self.mempool.mark_committed(self._order(commit)),
             before_event=lambda: self.app.observe_time(now_ms()),
             ordered=self._order,
         )
@@ -279,16 +276,8 @@ class Validator:
         while True:
             await trio.sleep(self.settings.heartbeat_ms / 4000)
             self.metrics.peers.set(self.host.connected_peers())
-            self._export_shed()
             if self.driver is not None:
                 self.driver.wakeup()
-
-    def _export_shed(self) -> None:
-        """Bring the host's counts of shed inbound connections into the metrics."""
-        slots = self.host.slots
-        for reason, total in (("evicted", slots.evicted), ("outsider-full", slots.refused)):
-            self.metrics.shed.labels(reason).inc(total - self._shed_seen.get(reason, 0))
-            self._shed_seen[reason] = total
 
     async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
         self.metrics.messages.labels(_short(protocol)).inc()
@@ -375,7 +364,7 @@ class Validator:
         last = driver.last_commit_at if driver else 0.0
         return {
             "chain_id": self.genesis.chain_id,
-            "genesis": fingerprint(self.genesis),
+            "genesis": self.genesis_fingerprint,
             "index": self.me,
             "height": driver.core.tree.tip.height if driver else 0,
             "decrypted_height": self.decrypted_height,
