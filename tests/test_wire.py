@@ -17,6 +17,7 @@ from sequencer_net.node.wire import (
     TX,
     DecryptedBatch,
     DecryptedTx,
+    ShareRequest,
     SyncedBlock,
     SyncRequest,
     SyncResponse,
@@ -34,6 +35,7 @@ def samples() -> list[tuple[Family, object]]:
     return [
         (TX, TxBatch((b"tx-1", b"tx-2"))),
         (SHARES, ShareBatch(1, bytes(32), (bytes(32),), bytes(32), bytes(32))),
+        (SHARES, ShareRequest(7, bytes(32))),
         (SYNC, SyncRequest(5, 10)),
         (SYNC, SyncResponse((SyncedBlock(block, net.qc(block), batch),))),
     ]
