@@ -31,11 +31,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops import cluster
+from ops import health, processes
 from ops.load import Tx, Watcher, make_txs, submit_batch
 from sequencer_net.base.committee import decryption_threshold
+from sequencer_net.node import network
 from sequencer_net.node.genesis import load_genesis
-from sequencer_net.node.network import write_network
 
 TICK_S = 0.05
 
@@ -64,7 +64,7 @@ def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
 class Poller:
     """Polls node 0's decrypted batches every 5 ms in a thread (latency resolution)."""
 
-    def __init__(self, member: cluster.Member) -> None:
+    def __init__(self, member: network.Member) -> None:
         self.watcher = Watcher(member.api)
         self.watcher.next_height = _decrypted(member) + 1
         self._stop = threading.Event()
@@ -81,7 +81,7 @@ class Poller:
         self._thread.join()
 
 
-def node_histogram(member: cluster.Member) -> dict[float, float]:
+def node_histogram(member: network.Member) -> dict[float, float]:
     """Cumulative bucket counts of seqnet_submit_to_decrypt_seconds (all namespaces)."""
     text = urllib.request.urlopen(f"http://{member.metrics}/metrics", timeout=5).read().decode()
     buckets: dict[float, float] = {}
@@ -111,7 +111,7 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
 
 
 def steady(
-    members: list[cluster.Member], txs: list[Tx], rate: int, seconds: float
+    members: list[network.Member], txs: list[Tx], rate: int, seconds: float
 ) -> dict[str, float]:
     per_tick = max(1, round(rate * TICK_S))
     poller = Poller(members[0])
@@ -150,7 +150,7 @@ def steady(
     }
 
 
-def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict[str, float]:
+def saturation(members: list[network.Member], txs: list[Tx]) -> dict[str, float]:
     poller = Poller(members[0])
     watcher = poller.watcher
     start = time.monotonic()
@@ -167,8 +167,8 @@ def saturation(members: list[cluster.Member], txs: list[Tx]) -> dict[str, float]
     return {"backlog": len(txs), "decrypted": done, "seconds": took, "submit_s": submitted}
 
 
-def _decrypted(member: cluster.Member) -> int:
-    status = cluster.node_status(member)
+def _decrypted(member: network.Member) -> int:
+    status = health.node_status(member)
     return 0 if status is None else int(status["decrypted_height"])
 
 
@@ -192,11 +192,11 @@ def run(config: BenchConfig) -> None:
         flush=True,
     )
     directory = Path(tempfile.mkdtemp(prefix="seqnet-bench-"))
-    write_network(directory, config.nodes, base_port=config.base_port)
-    procs = cluster.start(directory, "warning")
+    network.write_network(directory, config.nodes, base_port=config.base_port)
+    procs = processes.start(directory, "warning")
     try:
-        cluster.wait_until_committing(directory, procs, 60)
-        members = cluster.members(directory)
+        health.wait_until_committing(directory, procs, 60)
+        members = network.members(directory)
         genesis = load_genesis(directory / "genesis.json")
         sizes = [int(r * config.seconds) + 10 for r in config.rates]
         print(f"encrypting {sum(sizes) + config.backlog} transactions ...", flush=True)
@@ -216,5 +216,5 @@ def run(config: BenchConfig) -> None:
               f"(submitted in {s['submit_s']:.1f} s): {tps:.0f} tx/s = "
               f"{tps / ceiling:.2f} x the crypto-only ceiling")  # fmt: skip
     finally:
-        codes = cluster.stop_procs(procs)
+        codes = processes.stop_procs(procs)
         print(f"nodes stopped (exit codes {codes}); logs in {directory}")

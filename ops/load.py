@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import cbor2
 
 from mev import kem
-from ops.cluster import ClusterError, get_json, post
 from sequencer_net.base import codec
+from sequencer_net.client.http import ClientError, get_json, post
 from sequencer_net.node.genesis import Genesis
 
 
@@ -62,7 +62,7 @@ class Watcher:
         while True:
             try:
                 batch = get_json(self.address, f"/v1/batches/{self.next_height}")
-            except ClusterError:
+            except ClientError:
                 return read  # not decrypted yet (404) or the node is down
             now = time.monotonic()
             txs = tuple(

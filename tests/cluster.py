@@ -16,9 +16,10 @@ from typing import Any
 import trio
 
 from mev import kem
-from ops import cluster
+from ops import health
 from sequencer_net.base import codec
 from sequencer_net.node.genesis import Genesis, load_genesis
+from sequencer_net.node.network import members
 from sequencer_net.node.storage import Store
 
 
@@ -54,9 +55,18 @@ HOSTILE_REASONS = ("decode", "signature", "not-a-validator", "wrong-sender", "ba
 
 def rejections(registry: object) -> dict[tuple[str, str], float]:
     """``seqnet_messages_rejected`` by (protocol, reason), from a node's registry."""
+    return _by_reason(registry, "seqnet_messages_rejected")
+
+
+def ignored(registry: object) -> dict[tuple[str, str], float]:
+    """``seqnet_messages_ignored`` by (protocol, reason), from a node's registry."""
+    return _by_reason(registry, "seqnet_messages_ignored")
+
+
+def _by_reason(registry: object, name: str) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for family in registry.collect():  # type: ignore[attr-defined]
-        if family.name != "seqnet_messages_rejected":
+        if family.name != name:
             continue
         for sample in family.samples:
             if sample.name.endswith("_total") and sample.value:
@@ -88,7 +98,7 @@ class Processes:
             for i in range(n):
                 path = directory / f"node-{i}.toml"
                 path.write_text(path.read_text() + f"heartbeat_ms = {heartbeat_ms}\n")
-        self.members = cluster.members(directory)
+        self.members = members(directory)
         self.genesis = load_genesis(directory / "genesis.json")
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
 
@@ -129,7 +139,7 @@ class Processes:
         return self.members[i].api
 
     def status(self, i: int) -> dict[str, Any] | None:
-        return cluster.node_status(self.members[i])
+        return health.node_status(self.members[i])
 
     def height(self, i: int) -> int:
         s = self.status(i)
@@ -140,7 +150,7 @@ class Processes:
 
     def wait_committing(self, seconds: float = 60) -> None:
         wait_until(
-            lambda: all(cluster.is_committing(self.status(i), self.n) for i in range(self.n)),
+            lambda: all(health.is_committing(self.status(i), self.n) for i in range(self.n)),
             seconds,
         )
 

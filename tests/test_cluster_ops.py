@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from ops import cluster
+from ops import health, processes
+from sequencer_net.node import network
 from tests.cluster import free_base_port, seqnet, wait_until
 
 # A stand-in validator API: `python -c STAND_IN node --config <dir>/node-<i>.toml SCENARIO`
@@ -36,7 +37,7 @@ class Status(http.server.BaseHTTPRequestHandler):
         height = 400 + int(2 * (time.monotonic() - start))
         fixed = {k: v for k, v in scenario.items() if k not in ("lag", "stuck_at")}
         decrypted = scenario.get("stuck_at", height - scenario.get("lag", 0))
-        body = {"height": height, "decrypted_height": decrypted, "view": height, "peers": 3,
+        body = {"height": height, "decrypted_height": decrypted, "round": height, "peers": 3,
                 "last_commit_age_s": 0.1, "mempool": 0, "syncing": False, **fixed}
         data = json.dumps(body).encode()
         self.send_response(200)
@@ -89,7 +90,7 @@ class Reaper:
             proc.wait()
         for directory in self.dirs:
             if list(directory.glob("node-*.toml")):
-                cluster.terminate(cluster.running_pids(directory), grace_s=5)
+                processes.terminate(processes.running_pids(directory), grace_s=5)
 
 
 @pytest.fixture
@@ -134,12 +135,12 @@ def detached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]
     ],
 )
 def test_config_argument_reads_a_node_command_line(argv: list[str], config: str | None) -> None:
-    assert cluster.config_argument(argv) == config
+    assert processes.config_argument(argv) == config
 
 
-MEMBER = cluster.Member(1, pathlib.Path("/d/node-1.toml"), "127.0.0.1:1", "", "")
-OURS = cluster.Identity("seqnet-local", "00ff")
-LIMITS = cluster.Limits(max_lag=50, window_s=1.0)
+MEMBER = network.Member(1, pathlib.Path("/d/node-1.toml"), "127.0.0.1:1", "", "")
+OURS = health.Identity("seqnet-local", "00ff")
+LIMITS = health.Limits(max_lag=50, window_s=1.0)
 
 
 def status(height: int, decrypted: int, **more: object) -> dict[str, object]:
@@ -173,10 +174,10 @@ def test_assess_names_what_is_wrong(
     verdict: str,
     reason: str | None,
 ) -> None:
-    health = cluster.assess(MEMBER, OURS, 4, before, after, owned, LIMITS)
-    assert health.verdict == verdict
-    assert len(health.problems) == (reason is not None)
-    assert reason is None or reason in health.problems[0]
+    judged = health.assess(MEMBER, OURS, 4, before, after, owned, LIMITS)
+    assert judged.verdict == verdict
+    assert len(judged.problems) == (reason is not None)
+    assert reason is None or reason in judged.problems[0]
 
 
 # ---------------------------------------------------------------- status on processes
@@ -198,8 +199,8 @@ def test_status_fails_a_node_whose_decryption_lags_or_stands_still(
         answers = scenario | {"chain_id": chain_id, "index": i}
         argv = ["node", "--config", config, json.dumps(answers)]
         reaper.spawn([sys.executable, "-c", STAND_IN, *argv])
-    members = cluster.members(directory)
-    wait_until(lambda: all(cluster.node_status(m) for m in members), 20)
+    members = network.members(directory)
+    wait_until(lambda: all(health.node_status(m) for m in members), 20)
     result = run("cluster", "status", "--dir", str(directory))
     assert result.returncode == 1, result.stdout
     lines = result.stdout.splitlines()
@@ -229,7 +230,7 @@ def test_status_passes_a_live_cluster_and_shows_its_lag(detached: pathlib.Path) 
 def test_status_fails_when_another_cluster_holds_the_ports(
     detached: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    api = cluster.members(detached)[0].api
+    api = network.members(detached)[0].api
     base = int(api.rpartition(":")[2]) - 1000  # the same ports as the running cluster
     same_chain = keygen(tmp_path / "twin", base)  # the default chain id, other keys
     result = run("cluster", "status", "--dir", str(same_chain))
@@ -260,7 +261,7 @@ def test_down_stops_detached_nodes_even_restarted_by_hand(
     up = run("cluster", "up", "--detach", "--dir", str(directory), "--base-port", str(free_ports()))
     assert up.returncode == 0, up.stderr
     recorded = json.loads((directory / "cluster.json").read_text())["pids"]
-    assert cluster.running_pids(directory) == sorted(recorded)  # they outlived `up`
+    assert processes.running_pids(directory) == sorted(recorded)  # they outlived `up`
     for pid in recorded[:2]:
         os.kill(pid, signal.SIGKILL)
     (tmp_path / "link").symlink_to(directory)
@@ -268,13 +269,13 @@ def test_down_stops_detached_nodes_even_restarted_by_hand(
         reaper.spawn(seqnet("node", "--config", "node-0.toml"), cwd=directory),
         reaper.spawn(seqnet("node", f"--config={tmp_path}/link/node-1.toml")),
     ]
-    wait_until(lambda: len(cluster.running_pids(directory)) == 4, 20)
+    wait_until(lambda: len(processes.running_pids(directory)) == 4, 20)
     again = run("cluster", "up", "--detach", "--dir", str(directory))
     assert again.returncode == 2 and "4 node(s)" in again.stderr and "are running" in again.stderr
     down = run("cluster", "down", "--dir", str(directory))
     assert down.returncode == 0 and down.stdout.strip() == "stopped 4 validators", down.stdout
     assert all(p.poll() is not None for p in by_hand)  # `down` waited for them to exit
-    assert cluster.running_pids(directory) == []
+    assert processes.running_pids(directory) == []
     assert run("cluster", "down", "--dir", str(directory)).stdout.strip() == "stopped 0 validators"
 
 
@@ -284,10 +285,10 @@ def test_foreground_nodes_die_with_an_up_killed_by_sigkill(
     directory = keygen(tmp_path / "net", free_ports())
     reaper.dirs.append(directory)
     up = reaper.spawn(seqnet("cluster", "up", "--dir", str(directory)))
-    members = cluster.members(directory)
-    wait_until(lambda: all(cluster.is_committing(cluster.node_status(m), 4) for m in members), 60)
+    members = network.members(directory)
+    wait_until(lambda: all(health.is_committing(health.node_status(m), 4) for m in members), 60)
     up.send_signal(signal.SIGKILL)
     up.wait()
-    wait_until(lambda: cluster.running_pids(directory) == [], 20)
+    wait_until(lambda: processes.running_pids(directory) == [], 20)
     for i in range(4):  # each got SIGTERM from the kernel and stopped cleanly
         assert "msg=stopping signal=SIGTERM" in (directory / f"node-{i}.log").read_text()

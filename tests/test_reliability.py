@@ -26,8 +26,8 @@ from collections import Counter
 from typing import Any
 
 from mev import kem
-from ops.cluster import get_json
 from sequencer_net.base import codec
+from sequencer_net.client.http import get_json
 from sequencer_net.node.genesis import create
 from tests.cluster import Processes, encrypted, seqnet, wait_until
 
@@ -145,7 +145,7 @@ def test_a_validator_whose_database_was_truncated_starts_only_when_told_it_is_ne
         assert "Traceback" not in run.stderr
         last = run.stderr.strip().splitlines()[-1]
         assert "may have voted before" in last and "--new-node" in last, last
-        certified = max(int(c.status(i)["view"]) for i in range(3)) - 1
+        certified = max(int(c.status(i)["round"]) for i in range(3)) - 1
         c.start(3, "--new-node")  # the operator says so: it starts, abstaining where peers were
         wait_until(lambda: c.height(3) >= min(c.height(i) for i in range(3)), 60)
     finally:

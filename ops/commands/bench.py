@@ -30,11 +30,14 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ops import bench, cluster
+    from ops import bench
+    from ops.processes import ClusterError
+    from sequencer_net.client.http import ClientError
+    from sequencer_net.node.network import NetworkFilesError
 
     config = bench.BenchConfig(args.nodes, args.rates, args.seconds, args.backlog, args.base_port)
     try:
         bench.run(config)
-    except cluster.ClusterError as exc:
+    except (ClusterError, ClientError, NetworkFilesError) as exc:
         raise CliError(str(exc)) from None
     return 0

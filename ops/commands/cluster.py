@@ -44,7 +44,7 @@ def _add_cluster_status(
 ) -> argparse.ArgumentParser:
     status = actions.add_parser(
         "status",
-        help="each node's height, decryption lag, view, peers; exit 0 only if all are healthy",
+        help="each node's height, decryption lag, round, peers; exit 0 only if all are healthy",
         description="Ask every node of DIR for its status twice, --window apart; exit 0 only "
         "if each answers as itself (chain id, genesis, validator index, a process running its "
         "config), commits, and decrypts within --max-lag blocks of its committed height, "
@@ -80,7 +80,8 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
     import shutil
     import signal
 
-    from ops import cluster
+    from ops import health, processes
+    from sequencer_net.node.network import NetworkFilesError, members
 
     if args.fresh and args.dir.exists():
         shutil.rmtree(args.dir)
@@ -90,20 +91,20 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
     elif len(list(args.dir.glob("node-*.toml"))) != args.nodes:
         raise CliError(f"{args.dir} holds another cluster size: add --fresh to replace it")
     try:
-        procs = cluster.start(args.dir, args.log_level, detach=args.detach)
-    except cluster.ClusterError as exc:
+        procs = processes.start(args.dir, args.log_level, detach=args.detach)
+    except (processes.ClusterError, NetworkFilesError) as exc:
         raise CliError(str(exc)) from None
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
     try:
         _wait_for_cluster(args, procs)
-        for line in cluster.status_lines(args.dir)[1]:
+        for line in health.status_lines(args.dir)[1]:
             print(line)
         if args.detach:
             print(f"running; `seqnet cluster status --dir {args.dir}`, then `cluster down`")
             return 0
         here = "" if args.dir == DEFAULT_CLUSTER_DIR else f" --dir {args.dir}"
-        api = cluster.members(args.dir)[0].api
+        api = members(args.dir)[0].api
         print(
             f"{args.nodes} validators committing; Ctrl-C stops them. In another terminal:\n"
             f"  seqnet submit{here} --rollup rollup-a 'hello'\n"
@@ -115,25 +116,25 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         if not stop_requested:
             raise CliError("a node exited: see " + str(args.dir / "node-<i>.log"))
-    except (cluster.ClusterError, CliError) as exc:
-        cluster.stop_procs(procs)
-        (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+    except (processes.ClusterError, NetworkFilesError, CliError) as exc:
+        processes.stop_procs(procs)
+        (args.dir / processes.STATE_FILE).unlink(missing_ok=True)
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         stop_requested.append(2)  # Ctrl-C reached foreground nodes too: they are stopping
     try:
         signalled = 2 in stop_requested and not args.detach  # detached: their own session
-        codes = cluster.stop_procs(procs, signalled=signalled)
+        codes = processes.stop_procs(procs, signalled=signalled)
     except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-        codes = cluster.stop_procs(procs, timeout_s=0)
+        codes = processes.stop_procs(procs, timeout_s=0)
     finally:
-        (args.dir / cluster.STATE_FILE).unlink(missing_ok=True)
+        (args.dir / processes.STATE_FILE).unlink(missing_ok=True)
     print(f"stopped {len(procs)} validators (exit codes {codes})")
     return 0 if all(c == 0 for c in codes) else 1
 
 
 def _wait_for_cluster(args: argparse.Namespace, procs: list) -> None:  # type: ignore[type-arg]
-    from ops import cluster
+    from ops import health
     from sequencer_net.progress import Progress
 
     bar = Progress(args.nodes, "nodes committing")
@@ -144,21 +145,22 @@ def _wait_for_cluster(args: argparse.Namespace, procs: list) -> None:  # type: i
             bar.advance()
 
     try:
-        cluster.wait_until_committing(args.dir, procs, args.timeout, show)
+        health.wait_until_committing(args.dir, procs, args.timeout, show)
     finally:
         bar.close()
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ops import cluster
+    from ops import health
+    from sequencer_net.node.network import NetworkFilesError
 
-    limits = cluster.Limits(
-        max_lag=args.max_lag or cluster.MAX_DECRYPTION_LAG,
-        window_s=args.window or cluster.STALL_WINDOW_S,
+    limits = health.Limits(
+        max_lag=args.max_lag or health.MAX_DECRYPTION_LAG,
+        window_s=args.window or health.STALL_WINDOW_S,
     )
     try:
-        ok, lines = cluster.status_lines(args.dir, limits)
-    except cluster.ClusterError as exc:
+        ok, lines = health.status_lines(args.dir, limits)
+    except NetworkFilesError as exc:
         raise CliError(str(exc)) from None
     for line in lines:
         print(line)
@@ -171,11 +173,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster_down(args: argparse.Namespace) -> int:
-    from ops import cluster
+    from ops import processes
+    from sequencer_net.node.network import NetworkFilesError
 
     try:
-        stopped = cluster.stop(args.dir)
-    except cluster.ClusterError as exc:
+        stopped = processes.stop(args.dir)
+    except (processes.ClusterError, NetworkFilesError) as exc:
         raise CliError(str(exc)) from None
     killed = f" ({stopped.killed} ignored SIGTERM: killed)" if stopped.killed else ""
     print(f"stopped {stopped.count} validators{killed}")

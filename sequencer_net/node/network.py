@@ -5,15 +5,20 @@ the benchmark. Every file is private to its owner whatever the umask, except
 the genesis, which is public but not writable by others. The databases are
 created here, so a validator that later finds its database missing or empty
 knows it has lost state rather than being new.
+
+Read back here too (:func:`members`): the layout is decided in one place, and
+``seqnet submit`` and the cluster tooling find each validator's addresses in
+its config without knowing how the directory was written.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+from dataclasses import dataclass
 
 from sequencer_net.node import genesis as gen
-from sequencer_net.node.config import NodeConfig
+from sequencer_net.node.config import ConfigError, NodeConfig
 from sequencer_net.node.storage import StorageError, Store
 
 API_PORT_OFFSET = 1000  # validator i serves its HTTP API on base-port + 1000 + i
@@ -21,7 +26,7 @@ METRICS_PORT_OFFSET = 2000  # and /metrics on base-port + 2000 + i
 
 
 class NetworkFilesError(RuntimeError):
-    """The network's files could not be written (one line for the operator)."""
+    """The network's files could not be written or read (one line for the operator)."""
 
 
 def write_network(
@@ -75,3 +80,47 @@ def remove_database(path: pathlib.Path) -> None:
     """A node's SQLite database with its write-ahead log and shared-memory file."""
     for suffix in ("", "-wal", "-shm"):
         pathlib.Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One validator of a network directory: its config and the addresses it serves."""
+
+    index: int
+    config: pathlib.Path
+    api: str
+    metrics: str
+    listen: str
+
+
+def members(directory: pathlib.Path) -> list[Member]:
+    """The validators whose configs ``seqnet keygen`` wrote into ``directory``."""
+    configs = config_paths(directory)
+    genesis = read_genesis(directory)
+    out = []
+    for i, path in enumerate(configs):
+        try:
+            config = NodeConfig.load(path)
+        except ConfigError as exc:
+            raise NetworkFilesError(str(exc)) from None
+        if not config.api:
+            raise NetworkFilesError(f"{path}: no api address, so the cluster cannot watch it")
+        listen = config.listen or genesis.validators[i].address
+        out.append(Member(i, path, config.api, config.metrics or "", listen))
+    return out
+
+
+def config_paths(directory: pathlib.Path) -> list[pathlib.Path]:
+    """``node-<i>.toml`` in ``directory``, validator i at position i."""
+    configs = sorted(directory.glob("node-*.toml"), key=lambda p: int(p.stem.split("-")[1]))
+    if not configs:
+        raise NetworkFilesError(f"{directory}: no node-<i>.toml (run `seqnet cluster up` first)")
+    return configs
+
+
+def read_genesis(directory: pathlib.Path) -> gen.Genesis:
+    """The ``genesis.json`` of a network directory."""
+    try:
+        return gen.load_genesis(directory / "genesis.json")
+    except gen.GenesisError as exc:
+        raise NetworkFilesError(str(exc)) from None

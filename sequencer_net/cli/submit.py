@@ -1,4 +1,9 @@
-"""``seqnet submit``: encrypt, submit to a node, wait until the transaction is decrypted."""
+"""``seqnet submit``: encrypt, submit to a node, wait until the transaction is decrypted.
+
+A user's command, not operator tooling: it needs only the network's genesis
+and a node's API address (or a cluster directory to find one in), and does
+what any rollup client does, through ``sequencer_net.client``.
+"""
 
 from __future__ import annotations
 
@@ -29,16 +34,18 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ops import cluster
+    from sequencer_net.client.http import ClientError
+    from sequencer_net.client.submit import submit_and_wait
     from sequencer_net.node.genesis import GenesisError, load_genesis
+    from sequencer_net.node.network import NetworkFilesError, members
 
     payload = sys.stdin.buffer.read() if args.data == "-" else args.data.encode()
     try:
         genesis = load_genesis(args.genesis or args.dir / "genesis.json")
-        address = args.node or cluster.members(args.dir)[0].api
+        address = args.node or members(args.dir)[0].api
         start = time.monotonic()
-        record = cluster.submit_and_wait(address, genesis, args.rollup, payload, args.timeout)
-    except (cluster.ClusterError, GenesisError) as exc:
+        record = submit_and_wait(address, genesis, args.rollup, payload, args.timeout)
+    except (ClientError, NetworkFilesError, GenesisError) as exc:
         raise CliError(str(exc)) from None
     took = (time.monotonic() - start) * 1000
     print(

@@ -1,0 +1,70 @@
+"""The small HTTP client every caller of a node's API shares: GET JSON, POST CBOR.
+
+A node speaks JSON over HTTP; its refusals carry an ``{"error": reason}`` body.
+Programs that submit transactions or read batches (``seqnet submit``, the load
+client, operator tooling, later rollups) should not each parse that, so the
+reason is lifted into :class:`ClientError` here. Synchronous urllib: callers
+are scripts and threads, no event loop is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ClientError(Exception):
+    """A node that does not answer, or refuses: one line, with the node's own reason.
+
+    ``status`` is the HTTP status of a refusal and ``reason`` the node's ``error``
+    (or the HTTP reason phrase); both are None when nothing answered.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def get_json(address: str, path: str, timeout: float = 2.0) -> Any:
+    """GET http://address/path as JSON; raises ClientError on any failure."""
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        reason = _reason(exc)
+        raise ClientError(
+            f"{address}{path}: HTTP {exc.code} {reason}", status=exc.code, reason=reason
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"{address}: {exc}") from None
+
+
+def post(address: str, path: str, body: bytes, timeout: float = 10.0) -> Any:
+    """POST a CBOR ``body`` to http://address/path; the JSON answer, or ClientError."""
+    request = urllib.request.Request(
+        f"http://{address}{path}",
+        data=body,
+        headers={"content-type": "application/cbor"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        reason = _reason(exc)
+        raise ClientError(
+            f"{address} refused the transaction: {reason}", status=exc.code, reason=reason
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"{address}: {exc}") from None
+
+
+def _reason(exc: urllib.error.HTTPError) -> str:
+    """The node's ``error`` from a refusal's JSON body, else the HTTP reason phrase."""
+    try:
+        return str(json.load(exc).get("error", exc.reason))
+    except (ValueError, AttributeError, OSError):
+        return str(exc.reason)
