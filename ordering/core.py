@@ -34,6 +34,7 @@ from ordering.events import (
     Broadcast,
     Commit,
     Event,
+    Ignored,
     Persist,
     ProposalReceived,
     Rejected,
@@ -133,10 +134,6 @@ class Restored:
         return cls(safety or SafetyState(0, genesis_qc(chain_id)), tip, blocks)
 
 
-# Committed blocks replayed into a restarted payload app, so it knows what is final.
-APP_REPLAY_COMMITS = 256
-
-
 class ConsensusCore:
     """One validator's consensus state machine."""
 
@@ -228,7 +225,7 @@ class ConsensusCore:
                 self._resume_after_sync()
             return None
         if p.block.round > self.round:
-            return self._reject(sender, "proposal-future-round", f"round {p.block.round}")
+            return self._ignore(sender, "proposal-future-round", f"round {p.block.round}")
         if not self.tree.is_connected(parent):
             self._pending_proposal = (sender, p)
             return self._request_missing(parent, sender)
@@ -240,7 +237,7 @@ class ConsensusCore:
             return self._reject(sender, "proposal-invalid-payload", p.block_hash.hex())
         self.tree.insert(p.block_hash, block)
         if not is_safe_to_vote(self.safety, block.round, block.parent_qc, p.last_round_tc):
-            return self._reject(sender, "proposal-unsafe", f"round {block.round}")
+            return self._ignore(sender, "proposal-unsafe", f"round {block.round}")
         self.safety = after_vote(self.safety, block.round)
         self._send_vote(VoteData(p.block_hash, block.round, block.height))
         return None
@@ -418,9 +415,11 @@ class ConsensusCore:
             self._emit(Send(sender, response))
 
     def _on_blocks(self, sender: int, response: BlockResponse) -> None:
-        accepted, still_missing = self._fetcher.accept(self.tree, response)
-        if not accepted:
-            return self._reject(sender, "blocks-unrequested", "not requested or chain broken")
+        verdict, still_missing = self._fetcher.accept(self.tree, response)
+        if verdict == "unrequested":
+            return self._ignore(sender, "blocks-unrequested", "late, or never asked for")
+        if verdict == "broken-chain":
+            return self._reject(sender, "blocks-broken-chain", "a block is not its child's parent")
         if still_missing is not None:
             self._request_missing(still_missing, sender)
         self._resume_after_sync()
@@ -473,7 +472,12 @@ class ConsensusCore:
             self._emit(Persist(self.safety, blocks))
 
     def _reject(self, sender: int, reason: str, detail: str) -> None:
+        """The sender broke a protocol rule (provably: it signed what it sent)."""
         self._emit(Rejected(sender, reason, detail))
+
+    def _ignore(self, sender: int, reason: str, detail: str) -> None:
+        """Not acted on, though the sender may be honest: never held against it."""
+        self._emit(Ignored(sender, reason, detail))
 
     def _emit(self, action: Action) -> None:
         self._out.append(action)

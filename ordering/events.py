@@ -154,4 +154,17 @@ class Rejected:
     detail: str
 
 
-Action = Send | Broadcast | Persist | ResetTimer | Commit | Rejected
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An input not acted on though its sender may be honest (late, or ahead of us).
+
+    Unlike :class:`Rejected` it proves nothing against the sender, so it must
+    never count against it (the ``[IGNORE]`` of the Ethereum consensus specs).
+    """
+
+    sender: int
+    reason: str  # short and stable, e.g. "proposal-future-round": a metric label
+    detail: str
+
+
+Action = Send | Broadcast | Persist | ResetTimer | Commit | Rejected | Ignored

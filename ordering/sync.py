@@ -44,20 +44,29 @@ class BlockFetcher:
             self._peer = (self._peer + 1) % self.n
         return self._peer
 
-    def accept(self, tree: BlockTree, response: BlockResponse) -> tuple[bool, bytes | None]:
-        """Insert an authentic chain of blocks; (accepted, parent hash still missing)."""
+    def accept(self, tree: BlockTree, response: BlockResponse) -> tuple[str, bytes | None]:
+        """Insert an authentic chain of blocks; (verdict, parent hash still missing).
+
+        The verdict is ``"accepted"``; ``"unrequested"`` when the first block is
+        not one we want (a late answer: an honest peer may send it); or
+        ``"broken-chain"`` when a block is not its successor's parent (no honest
+        peer sends that). Blocks before the break are kept: their hashes prove them.
+        """
         if response.blocks and block_hash(response.blocks[0]) in tree:
-            return True, None  # a duplicate answer: the blocks arrived by another way
+            return "accepted", None  # a duplicate answer: the blocks arrived by another way
         expected: bytes | None = None
         for block in response.blocks:
             digest = block_hash(block)
-            authentic = digest in self.wanted if expected is None else digest == expected
-            if not authentic or block.height != block.parent_qc.height + 1:
-                return False, None
+            if expected is None and digest not in self.wanted:
+                return "unrequested", None
+            if expected is not None and digest != expected:
+                return "broken-chain", None
+            if block.height != block.parent_qc.height + 1:
+                return "broken-chain", None
             self.wanted.pop(digest, None)
             tree.insert(digest, block)
             expected = block.parent_qc.block_hash
-        return True, (expected if expected is not None and expected not in tree else None)
+        return "accepted", (expected if expected is not None and expected not in tree else None)
 
     def forget_known(self, tree: BlockTree) -> None:
         self.wanted = {d: r for d, r in self.wanted.items() if d not in tree}

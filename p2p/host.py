@@ -99,6 +99,7 @@ class ValidatorHost:
         listen: str = "/ip4/127.0.0.1/tcp/0",
         serve_sync: ServeRequest | None = None,
         on_reject: Callable[[str, str], None] | None = None,
+        on_ignore: Callable[[str, str], None] | None = None,
         genesis_id: bytes | None = None,
         on_shed: Callable[[str], None] = lambda reason: None,
     ) -> None:
@@ -117,10 +118,11 @@ class ValidatorHost:
         self.set_peers(peers)
         self._outbound: dict[tuple[int, str], Any] = {}
         self._locks: dict[tuple[int, str], trio.Lock] = {}
-        self.rejected: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()  # the peer broke the protocol
+        self.ignored: Counter[str] = Counter()  # not served, though the peer may be honest
         for protocol in VALIDATOR_PROTOCOLS:
             self.host.set_stream_handler(protocol, self._acceptor(protocol))
-        self._serve_sync, self._on_reject = serve_sync, on_reject
+        self._serve_sync, self._on_reject, self._on_ignore = serve_sync, on_reject, on_ignore
         self._sync_slots = trio.Semaphore(MAX_SYNC_SERVING)
         self.host.set_stream_handler(SYNC_PROTOCOL, self._answer_sync)
         self.slots = InboundSlots(self.host.get_network(), self._is_validator, on_shed=on_shed)
@@ -147,10 +149,16 @@ class ValidatorHost:
     # ------------------------------------------------------------ inbound
 
     def _reject(self, protocol: str, reason: str) -> None:
-        """Count refused input here and in the node's metrics (``on_reject``)."""
+        """Count input that breaks the protocol here and in the node's metrics."""
         self.rejected[reason] += 1
         if self._on_reject is not None:
             self._on_reject(protocol, reason)
+
+    def _ignore(self, protocol: str, reason: str) -> None:
+        """Count input dropped through no proven fault of the peer (a reset, a timeout)."""
+        self.ignored[reason] += 1
+        if self._on_ignore is not None:
+            self._on_ignore(protocol, reason)
 
     def connected_peers(self) -> int:
         return len(self.host.get_connected_peers())
@@ -180,7 +188,7 @@ class ValidatorHost:
             log.warning("validator %d broke framing: %s", sender, exc)
             await stream.reset()
         except Exception as exc:  # a stream torn down under us (reset, connection lost)
-            self._reject(protocol, "stream-error")
+            self._ignore(protocol, "stream-error")
             log.info("stream from validator %d ended: %s", sender, exc)
 
     async def _greet(self, protocol: str, stream: Any, reader: FrameReader) -> bool:
@@ -211,7 +219,7 @@ class ValidatorHost:
                         await stream.write(frame(answer))
                 await stream.close()
             except Exception as exc:  # framing, timeout, reset: the requester retries elsewhere
-                self._reject(SYNC_PROTOCOL, "sync-request")
+                self._ignore(SYNC_PROTOCOL, "sync-request")
                 log.info("sync request failed: %s", exc)
                 await _quietly_reset(stream)
 

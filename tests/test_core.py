@@ -16,6 +16,7 @@ from ordering.events import (
     BlocksRequested,
     Broadcast,
     Commit,
+    Ignored,
     Persist,
     ProposalReceived,
     Rejected,
@@ -210,12 +211,32 @@ def test_missing_ancestors_are_fetched_then_voted_on() -> None:
     assert sent_votes(actions) == [VoteData(block_hash(b2), 2, 2)]
 
 
-def test_unrequested_blocks_are_refused() -> None:
+def test_unrequested_blocks_are_ignored_not_held_against_the_sender() -> None:
     core = NET.core(3)
     b1 = NET.block(1, NET.genesis_qc)
     actions = core.handle(BlocksReceived(2, BlockResponse((b1,))))
-    assert [a.reason for a in of_type(actions, Rejected)] == ["blocks-unrequested"]
+    assert [a.reason for a in of_type(actions, Ignored)] == ["blocks-unrequested"]
+    assert of_type(actions, Rejected) == []  # a late answer: an honest peer may send it
     assert block_hash(b1) not in core.tree
+
+
+def test_a_broken_chain_of_blocks_is_rejected_and_its_proved_prefix_kept() -> None:
+    core = NET.core(1)
+    b1 = NET.block(1, NET.genesis_qc)
+    b2 = NET.block(2, NET.qc(b1))
+    stranger = NET.block(1, NET.genesis_qc, b"not b2's parent")
+    core.handle(ProposalReceived(2, NET.verified(NET.block(3, NET.qc(b2)))))
+    actions = core.handle(BlocksReceived(2, BlockResponse((b2, stranger))))
+    assert [a.reason for a in of_type(actions, Rejected)] == ["blocks-broken-chain"]
+    assert block_hash(b2) in core.tree and block_hash(stranger) not in core.tree
+
+
+def test_a_proposal_for_a_later_round_is_ignored_not_rejected() -> None:
+    core = NET.core(3)
+    b5 = NET.block(5, NET.genesis_qc)
+    actions = core.handle(ProposalReceived(1, NET.verified(b5)))
+    assert [a.reason for a in of_type(actions, Ignored)] == ["proposal-future-round"]
+    assert of_type(actions, Rejected) == []
 
 
 def test_block_requests_are_served_newest_first() -> None:

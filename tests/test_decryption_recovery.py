@@ -20,7 +20,7 @@ from sequencer_net.node.genesis import create
 from sequencer_net.node.storage import Store
 from sequencer_net.node.validator import Settings, Validator
 from sequencer_net.node.wire import SHARES, ShareRequest
-from tests.cluster import encrypted, free_base_port, rejections, until
+from tests.cluster import encrypted, free_base_port, ignored, until
 
 
 def verdict(v: Validator, data: bytes) -> str:
@@ -58,7 +58,7 @@ async def test_a_validator_that_lost_the_shares_asks_again_and_agrees_it_is_inva
         await until(lambda: verdict(lagging, honest) == "decrypted", 30)
         asked = validators[0]  # a request for a block it never committed gets nothing
         asked.decryption.on_frame(1, SHARES.encode(ShareRequest(10**9, bytes(32))))
-        await until(lambda: ("shares", "unknown-block") in rejections(asked.metrics.registry))
+        await until(lambda: ("shares", "unknown-block") in ignored(asked.metrics.registry))
         nursery.cancel_scope.cancel()
     served = sum(v.metrics.served.labels("shares")._value.get() for v in validators[:3])
     assert served >= 2  # t - 1 = 1 peer share needed; every peer that heard the request answers

@@ -132,7 +132,7 @@ class Simulation:
     # ------------------------------------------------------------ events
 
     def _on_start(self, inst: Instance) -> None:
-        disk = self.disks.setdefault(inst.label, Disk())
+        disk = self.disks.setdefault(inst.label, Disk(self.committee.chain_id))
         inst.node = SimNode(
             self.committee,
             inst.index,

@@ -12,16 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ordering.blocktree import BlockLookup, CommittedTip
-from ordering.core import (
-    APP_REPLAY_COMMITS,
-    ConsensusCore,
-    CoreConfig,
-    PayloadApp,
-    Restored,
-)
-from ordering.events import Action, Commit, Event, Persist, Rejected
+from ordering.core import CoreConfig, PayloadApp, Restored
+from ordering.events import Action, Commit, Event, Ignored, Persist, Rejected
 from ordering.messages import CONSENSUS, Block, ConsensusMessage, genesis_hash
 from ordering.pacemaker import PacemakerConfig
+from ordering.recovery import recover_core
 from ordering.safety import SafetyState
 from ordering.validation import Invalid, MessageValidator
 from sequencer_net.base import codec
@@ -59,10 +54,25 @@ class LabelPayload:
 class Disk:
     """What survives a crash: the last persisted safety state and the committed log."""
 
+    chain_id: str
     safety: SafetyState | None = None
     log: list[Commit] = field(default_factory=list)
     voted: dict[bytes, Block] = field(default_factory=dict)
     by_hash: dict[bytes, Block] = field(default_factory=dict)  # the committed log, by hash
+
+    def restored(self) -> Restored | None:
+        tip = CommittedTip(genesis_hash(self.chain_id), 0, 0)
+        if self.log:
+            last = self.log[-1]
+            tip = CommittedTip(last.block_hash, last.block.height, last.block.round)
+        voted = sorted(self.voted.items(), key=lambda item: item[1].height)
+        return Restored.from_disk(self.chain_id, self.safety, tip, tuple(voted))
+
+    def block(self, digest: bytes) -> Block | None:
+        return self.by_hash.get(digest)
+
+    def last_commits(self, count: int) -> list[Commit]:
+        return self.log[-count:]
 
 
 class SimNode:
@@ -81,24 +91,10 @@ class SimNode:
         self.index, self.label, self.disk = index, label, disk
         self.key = SigningKey(seed)
         self.app: PayloadApp = LabelPayload(label) if make_app is None else make_app(self.key)
-        for commit in disk.log[-APP_REPLAY_COMMITS:]:  # what the app knew was final
-            self.app.on_commit(commit.block, commit.block_hash)
         self.validator = MessageValidator(committee)
         config = CoreConfig(pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms))
-        restored = self._restore(committee, disk)
-        self.core = ConsensusCore(
-            committee, index, self.key, self.app, config, restored, disk.by_hash.get
-        )
+        self.core = recover_core(committee, index, self.key, self.app, config, disk)
         self.rejected: Counter[str] = Counter()
-
-    @staticmethod
-    def _restore(committee: Committee, disk: Disk) -> Restored | None:
-        tip = CommittedTip(genesis_hash(committee.chain_id), 0, 0)
-        if disk.log:
-            last = disk.log[-1]
-            tip = CommittedTip(last.block_hash, last.block.height, last.block.round)
-        voted = sorted(disk.voted.items(), key=lambda item: item[1].height)
-        return Restored.from_disk(committee.chain_id, disk.safety, tip, tuple(voted))
 
     def receive(self, sender: int, data: bytes) -> list[Action]:
         """Decode, validate and handle one message; count and drop what is bad."""
@@ -120,7 +116,7 @@ class SimNode:
     def handle(self, event: Event) -> list[Action]:
         actions = self.core.handle(event)
         for a in actions:
-            if isinstance(a, Rejected):
+            if isinstance(a, Rejected | Ignored):  # the report counts both, by reason
                 self.rejected[a.reason] += 1
         return actions
 

@@ -93,7 +93,7 @@ def build_app(v: Validator) -> FastAPI:
             return _error(400, f"digest must be {DIGEST_BYTES} bytes of hex")
         return v.transaction_status(raw)
 
-    @app.get("/v1/status", summary="Height, view, leader, peers, last commit age")
+    @app.get("/v1/status", summary="Height, round, leader, peers, last commit age")
     async def status() -> Any:
         return v.status()
 

@@ -109,12 +109,12 @@ class DecryptionService:
         try:
             message = SHARES.decode(data)
         except DecodeError:
-            self.metrics.rejected.labels("shares", "decode").inc()
+            self.metrics.reject("shares", "decode")
             return
         if isinstance(message, ShareRequest):
             self._on_request(sender, message)
         elif message.node != sender:
-            self.metrics.rejected.labels("shares", "wrong-sender").inc()
+            self.metrics.reject("shares", "wrong-sender")
         else:
             self._keep(sender, message)
 
@@ -138,12 +138,12 @@ class DecryptionService:
     def _on_request(self, sender: int, request: ShareRequest) -> None:
         """Queue a peer's share request (one per sender at a time; ignored when busy)."""
         if sender in self._requesters:
-            self.metrics.rejected.labels("shares", "request-pending").inc()
+            self.metrics.ignore("shares", "request-pending")
             return
         try:
             self._requests_in.send_nowait((sender, request))
         except trio.WouldBlock:
-            self.metrics.rejected.labels("shares", "busy").inc()
+            self.metrics.ignore("shares", "busy")
             return
         self._requesters.add(sender)
 
@@ -166,7 +166,7 @@ class DecryptionService:
             finally:
                 self._requesters.discard(sender)
             if share is None:
-                self.metrics.rejected.labels("shares", "unknown-block").inc()
+                self.metrics.ignore("shares", "unknown-block")  # it may be ahead of us
                 continue
             self.metrics.served.labels("shares").inc()
             self._post(sender, SHARES.encode(share))
@@ -285,7 +285,7 @@ class DecryptionService:
         except NotEnoughShares:
             return None  # bad shares among them: wait for more
         if blamed:
-            self.metrics.rejected.labels("shares", "bad-share").inc(len(blamed))
+            self.metrics.reject("shares", "bad-share", len(blamed))
         return result
 
     async def _shares_arrived_within(self, seconds: float) -> bool:
@@ -318,7 +318,7 @@ class DecryptionService:
         if stored is None or stored.block_hash != batch.batch_id:
             return None
         if len(stored.keys) != len(batch.valid):
-            self.metrics.rejected.labels("sync", "wrong-keys").inc()
+            self.metrics.reject("sync", "wrong-keys")
             return None
         keys = [k for k, valid in zip(stored.keys, batch.valid, strict=True) if valid]
         chain_id = self.validator.committee.chain_id

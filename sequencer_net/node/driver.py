@@ -24,12 +24,13 @@ from typing import Any
 
 import trio
 
-from ordering.core import APP_REPLAY_COMMITS, ConsensusCore, CoreConfig, PayloadApp
+from ordering.core import CoreConfig, PayloadApp
 from ordering.events import (
     Action,
     Broadcast,
     Commit,
     Event,
+    Ignored,
     Persist,
     Rejected,
     ResetTimer,
@@ -39,6 +40,7 @@ from ordering.events import (
 )
 from ordering.messages import CONSENSUS, Proposal, Timeout
 from ordering.pacemaker import PacemakerConfig
+from ordering.recovery import recover_core
 from ordering.validation import Invalid, MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL
 from sequencer_net.base.codec import DecodeError
@@ -122,10 +124,7 @@ class ConsensusDriver:
         config = CoreConfig(
             pacemaker=PacemakerConfig(base_timeout_ms=base_timeout_ms), retention=retention
         )
-        first = max(1, store.committed_tip().height - APP_REPLAY_COMMITS + 1)
-        for commit in store.commits(first, APP_REPLAY_COMMITS):
-            app.on_commit(commit.block, commit.block_hash)  # what the app knew was final
-        self.core = ConsensusCore(committee, me, key, app, config, store.restored(), store.block)
+        self.core = recover_core(committee, me, key, app, config, store)
         self.validator = MessageValidator(committee)
         self._events_in, self._events = trio.open_memory_channel[Event](QUEUE_DEPTH)
         self._timer = trio.CancelScope()
@@ -144,15 +143,19 @@ class ConsensusDriver:
         try:
             event = self.validator.to_event(sender, CONSENSUS.decode(data))
         except DecodeError:
-            return self._reject("decode")
+            return self.metrics.reject("consensus", "decode")
         except Invalid as exc:
-            return self._reject(exc.reason)
+            return self.metrics.reject("consensus", exc.reason)
         if self._queued[sender] >= self._fair_share:
-            return self._reject("sender-over-share")  # it floods, or we are far behind
+            return self.metrics.ignore(
+                "consensus", "sender-over-share"
+            )  # it floods, or we are far behind
         try:
             self._events_in.send_nowait(event)
         except trio.WouldBlock:
-            return self._reject("queue-full")  # back-pressure: the sender will retry or time out
+            return self.metrics.ignore(
+                "consensus", "queue-full"
+            )  # back-pressure: the sender will retry or time out
         self._queued[sender] += 1
 
     @property
@@ -169,9 +172,6 @@ class ConsensusDriver:
             self._wakeup_queued = True
         except trio.WouldBlock:
             pass  # the queue is busy anyway: the core will be asked again soon
-
-    def _reject(self, reason: str) -> None:
-        self.metrics.rejected.labels("consensus", reason).inc()
 
     # ------------------------------------------------------------ the loop
 
@@ -220,7 +220,9 @@ class ConsensusDriver:
                 case ResetTimer(round_, duration_ms):
                     self._arm_timer(round_, duration_ms)
                 case Rejected(_, reason, _):
-                    self._reject(reason)
+                    self.metrics.reject("consensus", reason)
+                case Ignored(_, reason, _):
+                    self.metrics.ignore("consensus", reason)
         self._observe_core()
 
     def _committed(self, commit: Commit) -> None:
@@ -234,11 +236,11 @@ class ConsensusDriver:
             self._on_commit(commit)
 
     def _observe_core(self) -> None:
-        self.metrics.round.set(self.core.round)
+        self.metrics.set_round(self.core.round)
         tc = self.core.last_tc
         if tc is not None and tc.round > self._last_tc_round:
             self._last_tc_round = tc.round
-            self.metrics.view_changes.inc()
+            self.metrics.round_timed_out()
 
     def _arm_timer(self, round_: int, duration_ms: int) -> None:
         self._timer.cancel()

@@ -104,7 +104,7 @@ class TxIngress:
         try:
             batch = TX.decode(data)
         except DecodeError:
-            self.metrics.rejected.labels("tx", "decode").inc()
+            self.metrics.reject("tx", "decode")
             return
         assert isinstance(batch, TxBatch)
         for tx in batch.txs:

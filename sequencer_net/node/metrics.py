@@ -23,13 +23,23 @@ class NodeMetrics:
         self.decrypted_height = Gauge(
             "seqnet_decrypted_height", "Highest height with every batch decrypted", registry=r
         )
-        self.round = Gauge("seqnet_view", "Current consensus round (view)", registry=r)
+        self.round = Gauge("seqnet_round", "Current consensus round", registry=r)
+        self.deprecated_view = Gauge(
+            "seqnet_view", "Deprecated: the same value as seqnet_round; will be removed", registry=r
+        )
         self.last_commit = Gauge(
             "seqnet_last_commit_timestamp_seconds", "Unix time of the last commit", registry=r
         )
         self.peers = Gauge("seqnet_connected_peers", "Connected libp2p peers", registry=r)
-        self.view_changes = Counter(
-            "seqnet_view_changes", "Rounds entered through a timeout certificate", registry=r
+        self.rounds_timed_out = Counter(
+            "seqnet_rounds_timed_out",
+            "Rounds that ended in a timeout certificate (no block certified in time)",
+            registry=r,
+        )
+        self.deprecated_view_changes = Counter(
+            "seqnet_view_changes",
+            "Deprecated: the same value as seqnet_rounds_timed_out_total; will be removed",
+            registry=r,
         )
         self.timeouts = Counter("seqnet_timeouts", "Local round timeouts", registry=r)
         self.blocks = Counter("seqnet_blocks_committed", "Blocks committed", registry=r)
@@ -83,7 +93,15 @@ class NodeMetrics:
         )
         self.rejected = Counter(
             "seqnet_messages_rejected",
-            "Frames and inputs rejected, by protocol and reason",
+            "Frames and inputs that break the protocol (malformed, forged, invalid), "
+            "by protocol and reason: the only ones that may count against a peer",
+            ["protocol", "reason"],
+            registry=r,
+        )
+        self.ignored = Counter(
+            "seqnet_messages_ignored",
+            "Frames and inputs not acted on though the sender may be honest "
+            "(busy, late, ahead of us, over its share), by protocol and reason",
             ["protocol", "reason"],
             registry=r,
         )
@@ -101,3 +119,19 @@ class NodeMetrics:
             registry=r,
         )
         self.up.set(1)
+
+    def set_round(self, round_: int) -> None:
+        self.round.set(round_)
+        self.deprecated_view.set(round_)
+
+    def round_timed_out(self) -> None:
+        self.rounds_timed_out.inc()
+        self.deprecated_view_changes.inc()
+
+    def reject(self, protocol: str, reason: str, count: int = 1) -> None:
+        """[REJECT]: the input breaks the protocol; the sender is at fault."""
+        self.rejected.labels(protocol, reason).inc(count)
+
+    def ignore(self, protocol: str, reason: str) -> None:
+        """[IGNORE]: not acted on; proves nothing against the sender."""
+        self.ignored.labels(protocol, reason).inc()

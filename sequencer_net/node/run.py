@@ -75,7 +75,7 @@ async def _report_progress(validator: Validator) -> None:
         event(
             log,
             "progress",
-            round=status["view"],
+            round=status["round"],
             height=status["height"],
             decrypted=status["decrypted_height"],
             mempool=status["mempool"],

@@ -312,6 +312,10 @@ class Store:
         ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))
 
+    def last_commits(self, count: int) -> list[Commit]:
+        """The last ``count`` commits, oldest first (replayed into a restarted app)."""
+        return self.commits(max(1, self.committed_tip().height - count + 1), count)
+
     @_locked
     def block(self, digest: bytes) -> Block | None:
         """A committed block by hash (serving peers' block requests)."""

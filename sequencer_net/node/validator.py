@@ -87,9 +87,8 @@ class Validator:
             ).answer,
             genesis_id=genesis_digest(genesis),  # a peer with another genesis is refused
             on_shed=lambda reason: self.metrics.shed.labels(reason).inc(),
-            on_reject=lambda protocol, why: self.metrics.rejected.labels(
-                _short(protocol), why
-            ).inc(),
+            on_reject=lambda protocol, why: self.metrics.reject(_short(protocol), why),
+            on_ignore=lambda protocol, why: self.metrics.ignore(_short(protocol), why),
         )
         self.outboxes = Outboxes(
             self.peers,
@@ -368,7 +367,8 @@ class Validator:
             "index": self.me,
             "height": driver.core.tree.tip.height if driver else 0,
             "decrypted_height": self.decrypted_height,
-            "view": round_,
+            "round": round_,
+            "view": round_,  # deprecated: the same as "round"; will be removed
             "leader": leader_of(round_, self.committee.n),
             "peers": self.host.connected_peers(),
             "last_commit_age_s": None if not last else round(time.time() - last, 3),
