@@ -10,8 +10,8 @@ import trio
 
 from p2p.framing import FrameError, FrameReader, frame
 from p2p.host import CONSENSUS_PROTOCOL, ValidatorHost
+from p2p.identity import peer_id
 from sequencer_net.base.signing import SigningKey
-from sequencer_net.node.genesis import peer_id
 
 SEEDS = [SigningKey.derive(f"p2p/{i}").seed for i in range(5)]
 

@@ -17,9 +17,9 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from p2p.host import ValidatorHost
+from p2p.identity import peer_id
 from p2p.slots import MAX_PENDING
 from sequencer_net.base.signing import SigningKey
-from sequencer_net.node.genesis import peer_id
 from tests.test_p2p import SEEDS, cluster, wait_for
 
 FLOOD_CONNECTIONS = MAX_PENDING + 16  # per validator: more than its handshake slots

@@ -22,26 +22,22 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import multiaddr
-
-from mev.group import L, RandomBytes, is_point, scalar_bytes
-from mev.keys import KeyShare, ThresholdPublicKey, check_consistent, deal, matches
+from mev.group import L, RandomBytes, scalar_bytes
+from mev.keys import KeyShare, ThresholdPublicKey, deal, matches
+from p2p.identity import peer_id
 from sequencer_net.base.committee import Committee, decryption_threshold, max_faulty
 from sequencer_net.base.signing import SigningKey
+from sequencer_net.node.genesis_rules import GenesisError as GenesisError  # re-exported
+from sequencer_net.node.genesis_rules import check_t, validate
 
 GENESIS_FORMAT = "seqnet-genesis/1"
 KEY_FORMAT = "seqnet-node-key/1"
 MAX_FILE_BYTES = 1024 * 1024
 DEFAULT_NAMESPACES = ("rollup-a", "rollup-b")
-MAX_CHAIN_ID = 64
 GENESIS_FIELDS = ("format", "chain_id", "n", "f", "validators", "threshold", "namespaces", "params")
 VALIDATOR_FIELDS = ("index", "public_key", "peer_id", "address")
 THRESHOLD_FIELDS = ("t", "public_key", "verification_keys")
 KEY_FIELDS = ("format", "chain_id", "index", "ed25519_seed", "threshold_share")
-
-
-class GenesisError(ValueError):
-    """A genesis or key file that is missing, malformed or inconsistent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +165,7 @@ def create(
     if n < 1:
         raise GenesisError("need at least one validator")
     t = decryption_threshold(n) if threshold is None else threshold
-    _check_t(t, n)
+    check_t(t, n)
     public, shares = deal(n, t, random_bytes)
     signing = [SigningKey(random_bytes(32)) for _ in range(n)]
     validators = tuple(
@@ -285,20 +281,6 @@ def _namespace(value: Any) -> str:
     return value
 
 
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def peer_id(ed25519_public_key: bytes) -> str:
-    """The libp2p peer id of an ed25519 key: base58 of the identity multihash of its protobuf."""
-    protobuf = b"\x08\x01\x12\x20" + ed25519_public_key  # KeyType Ed25519, 32-byte Data
-    multihash = b"\x00" + bytes([len(protobuf)]) + protobuf  # identity hash: the key inline
-    number, out = int.from_bytes(multihash, "big"), ""
-    while number:
-        number, rem = divmod(number, 58)
-        out = _B58[rem] + out
-    return "1" * (len(multihash) - len(multihash.lstrip(b"\x00"))) + out
-
-
 def digest(genesis: Genesis) -> bytes:
     """SHA-256 of the canonical genesis (sorted keys): what peers must agree on to talk."""
     return hashlib.sha256(json.dumps(genesis.to_json(), sort_keys=True).encode()).digest()
@@ -307,91 +289,6 @@ def digest(genesis: Genesis) -> bytes:
 def fingerprint(genesis: Genesis) -> str:
     """A short id of a genesis, for logs and cluster status (a prefix of :func:`digest`)."""
     return digest(genesis).hex()[:16]
-
-
-# ---------------------------------------------------------------- self-consistency
-
-
-def validate(genesis: Genesis) -> None:
-    """Raise :class:`GenesisError` naming the first rule ``genesis`` breaks.
-
-    Whatever a file says, a node accepts only a genesis whose numbers follow
-    from its validator list (n, f = (n - 1) // 3, t = f + 1), whose validators
-    are distinct, and whose threshold key is one polynomial's commitments.
-    """
-    _check_chain_id(genesis.chain_id)
-    _check_validators(genesis.validators)
-    _check_threshold(genesis)
-    if not genesis.namespaces or len(set(genesis.namespaces)) != len(genesis.namespaces):
-        raise GenesisError("namespaces: at least one, and no namespace twice")
-
-
-def _check_chain_id(chain_id: str) -> None:
-    if not 1 <= len(chain_id) <= MAX_CHAIN_ID or not chain_id.isprintable():
-        raise GenesisError(f"chain_id: 1 to {MAX_CHAIN_ID} printable characters")
-
-
-def _check_validators(validators: tuple[Validator, ...]) -> None:
-    """Indices 0..n-1; each key a valid point with its own peer id; one validator per address."""
-    if not validators:
-        raise GenesisError("validators: at least one is required")
-    for position, v in enumerate(validators):
-        where = f"validators[{position}]"
-        if v.index != position:
-            raise GenesisError(f"{where}: validators must be listed in index order")
-        if not is_point(v.public_key) or v.peer_id != peer_id(v.public_key):
-            raise GenesisError(f"{where}: public_key is not a valid key or peer_id does not match")
-        _check_address(v.address, where)
-    for name in ("public_key", "peer_id", "address"):
-        _check_distinct([getattr(v, name) for v in validators], name)
-
-
-def _check_distinct(values: list[Any], name: str) -> None:
-    first: dict[Any, int] = {}
-    for i, value in enumerate(values):
-        if value in first:
-            raise GenesisError(f"validators[{i}]: same {name} as validators[{first[value]}]")
-        first[value] = i
-
-
-def _check_address(address: str, where: str) -> None:
-    try:
-        protocols = [p.name for p in multiaddr.Multiaddr(address).protocols()]
-    except Exception:  # multiaddr raises several unrelated types on bad input
-        protocols = []
-    if "tcp" not in protocols or "p2p" in protocols:
-        raise GenesisError(
-            f"{where}.address: expected a TCP multiaddr such as /ip4/1.2.3.4/tcp/7100"
-        )
-
-
-def _check_threshold(genesis: Genesis) -> None:
-    """t = f + 1, one verification key per validator, all on one polynomial with the key."""
-    key, n = genesis.threshold_key, genesis.n
-    if key.n != n:
-        raise GenesisError(f"threshold: {key.n} verification keys for {n} validators")
-    _check_t(key.threshold, n)
-    try:
-        check_consistent(key)
-    except ValueError as exc:
-        raise GenesisError(f"threshold: {exc}") from None
-
-
-def _check_t(t: int, n: int) -> None:
-    if t != decryption_threshold(n):
-        raise GenesisError(
-            f"threshold: t = {t} but n = {n} validators need t = f + 1 = {decryption_threshold(n)}"
-        )
-
-
-def _check_stated_sizes(doc: _Doc, genesis: Genesis) -> None:
-    """The file's own ``n`` and ``f`` must be what its validator list implies."""
-    if doc.integer("n") != genesis.n:
-        raise GenesisError(f"genesis.n: says {doc.integer('n')} but lists {genesis.n} validators")
-    if doc.integer("f") != genesis.f:
-        raise GenesisError(
-            f"genesis.f: says {doc.integer('f')} but n = {genesis.n} gives f = {genesis.f}"
-        )
 
 
 def _threshold_key(doc: _Doc) -> ThresholdPublicKey:
@@ -405,3 +302,13 @@ def _threshold_key(doc: _Doc) -> ThresholdPublicKey:
         )
     except ValueError as exc:
         raise GenesisError(f"threshold: {exc}") from None
+
+
+def _check_stated_sizes(doc: _Doc, genesis: Genesis) -> None:
+    """The file's own ``n`` and ``f`` must be what its validator list implies."""
+    if doc.integer("n") != genesis.n:
+        raise GenesisError(f"genesis.n: says {doc.integer('n')} but lists {genesis.n} validators")
+    if doc.integer("f") != genesis.f:
+        raise GenesisError(
+            f"genesis.f: says {doc.integer('f')} but n = {genesis.n} gives f = {genesis.f}"
+        )
