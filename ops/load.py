@@ -6,15 +6,13 @@ their HTTP API, like any rollup client.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import cbor2
 
-from mev import kem
-from sequencer_net.base import codec
+from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import ClientError, get_json, post
 from sequencer_net.node.genesis import Genesis
 
@@ -33,8 +31,8 @@ def make_txs(genesis: Genesis, count: int, namespaces: Iterable[str], tag: str =
     out = []
     for k in range(count):
         ns, payload = spaces[k % len(spaces)], f"{tag}-{k}".encode()
-        ct = kem.encrypt(genesis.threshold_key, genesis.chain_id, ns, payload, os.urandom)
-        out.append(Tx(codec.encode(ct), kem.digest(ct), ns, payload))
+        sealed = seal(genesis, ns, payload)
+        out.append(Tx(sealed.data, sealed.digest, ns, payload))
     return out
 
 

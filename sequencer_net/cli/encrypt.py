@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 
@@ -27,8 +26,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mev import kem
-    from sequencer_net.base import codec
+    from sequencer_net.client.encrypt import seal
     from sequencer_net.node import genesis as gen
 
     try:
@@ -42,15 +40,12 @@ def run(args: argparse.Namespace) -> int:
         )
     payload = sys.stdin.buffer.read() if args.data == "-" else args.data.encode()
     try:
-        ct = kem.encrypt(
-            genesis.threshold_key, genesis.chain_id, args.namespace, payload, os.urandom
-        )
+        sealed = seal(genesis, args.namespace, payload)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    data = codec.encode(ct)
     if args.out is not None:
-        args.out.write_bytes(data)
-        print(f"wrote {len(data)} bytes to {args.out} (digest {kem.digest(ct).hex()})")
+        args.out.write_bytes(sealed.data)
+        print(f"wrote {len(sealed.data)} bytes to {args.out} (digest {sealed.digest.hex()})")
     else:
-        print(data.hex())
+        print(sealed.data.hex())
     return 0

@@ -8,12 +8,10 @@ then posted to one node's API and polled until the node reports it decrypted
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from mev import kem
-from sequencer_net.base import codec
+from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import ClientError, get_json, post
 from sequencer_net.node.genesis import Genesis
 
@@ -24,12 +22,11 @@ def submit_and_wait(
     address: str, genesis: Genesis, namespace: str, payload: bytes, timeout_s: float
 ) -> dict[str, Any]:
     """Encrypt, submit, poll until decrypted; the node's final record of the transaction."""
-    if namespace not in genesis.namespaces:
-        raise ClientError(
-            f"rollup {namespace!r} is not registered (registered: {', '.join(genesis.namespaces)})"
-        )
-    ct = kem.encrypt(genesis.threshold_key, genesis.chain_id, namespace, payload, os.urandom)
-    digest = post(address, "/v1/transactions", codec.encode(ct))["digest"]
+    try:
+        sealed = seal(genesis, namespace, payload)
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+    digest = post(address, "/v1/transactions", sealed.data)["digest"]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         record: dict[str, Any] = get_json(address, f"/v1/transactions/{digest}")
