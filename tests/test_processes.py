@@ -101,10 +101,7 @@ def test_one_down_keeps_committing_two_down_stops_without_fork_and_resumes(
         one_down = min(c.height(i) for i in range(3))
         wait_until(lambda: min(c.height(i) for i in range(3)) >= one_down + 5, 60)
         c.kill(2)
-        time.sleep(1.0)  # anything in flight lands
-        stalled = [c.height(0), c.height(1)]
-        time.sleep(3.0)
-        assert [c.height(0), c.height(1)] == stalled  # no quorum: no commits
+        stalled = settled_heights(c, [0, 1])  # no quorum: commits stop
         c.start(3)
         wait_until(lambda: min(c.height(0), c.height(1)) >= max(stalled) + 5, 60)
         c.start(2)
@@ -117,6 +114,28 @@ def test_one_down_keeps_committing_two_down_stops_without_fork_and_resumes(
     chains = [[x.block_hash for x in s.commits(1, height)] for s in stores]
     assert all(chain == chains[0] for chain in chains)
     assert_no_double_votes(stores)
+
+
+def settled_heights(
+    c: Processes, nodes: list[int], quiet: float = 2.0, within: float = 30.0
+) -> list[int]:
+    """The heights of ``nodes`` once none has changed for ``quiet`` seconds.
+
+    With a quorum lost, what was in flight may still land, however late; progress
+    that goes on (a commit at every heartbeat) never settles and fails here. That no
+    block at all commits without a quorum is shown exactly, on a virtual clock, in
+    ``tests/test_driver_clock.py``; this checks real processes only for the weaker,
+    timing-proof property.
+    """
+    deadline = time.monotonic() + within
+    heights, since = [c.height(i) for i in nodes], time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, f"heights {heights} still moving without a quorum"
+        time.sleep(0.2)
+        now = [c.height(i) for i in nodes]
+        if now != heights:
+            heights, since = now, time.monotonic()
+    return heights
 
 
 def _decrypted(c: Processes, i: int) -> int:

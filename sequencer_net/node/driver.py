@@ -57,6 +57,7 @@ OUTBOX_DEPTH = 256
 # (even with valid, replayed messages) cannot crowd out the others.
 
 SendFrame = Callable[[int, bytes, str], Awaitable[bool]]
+Offload = Callable[..., Awaitable[Any]]  # runs a blocking call, e.g. in a worker thread
 
 
 class Outboxes:
@@ -115,9 +116,15 @@ class ConsensusDriver:
         on_commit: Callable[[Commit], None] | None = None,
         before_event: Callable[[], None] | None = None,
         ordered: Callable[[Commit], Sequence[bytes]] = lambda commit: (),
+        offload: Offload = trio.to_thread.run_sync,
     ) -> None:
-        """``ordered`` names the transactions a commit orders (indexed with it in the store)."""
-        self._ordered = ordered
+        """``ordered`` names the transactions a commit orders (indexed with it in the store).
+
+        ``offload`` runs the safety-state write off the event loop (a worker
+        thread); tests on a virtual clock run it inline, since time would jump
+        while a thread writes.
+        """
+        self._ordered, self._offload = ordered, offload
         self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes
         self.metrics = metrics or NodeMetrics()
         self._on_commit, self._before_event = on_commit, before_event
@@ -199,7 +206,7 @@ class ConsensusDriver:
         for action in actions:
             match action:
                 case Persist(state, blocks):
-                    await trio.to_thread.run_sync(self.store.save_safety, state, blocks)
+                    await self._offload(self.store.save_safety, state, blocks)
                 case Commit():
                     self.store.append_commit(
                         action, self._ordered(action)
