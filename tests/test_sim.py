@@ -6,11 +6,18 @@ A failing run prints its seed; replay it with the command in the message.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 
-from ops.sim.engine import RunResult, simulate
+from ops.sim.engine import RunResult, Simulation, simulate
 from ops.sim.runner import Summary, SweepConfig, sweep
-from ops.sim.scenario import ATTACKS, FaultSpec, draw
+from ops.sim.scenario import ATTACKS, FaultSpec, Scenario, draw
+from sequencer_net.base import codec
 
 
 def assert_clean(summary: Summary) -> None:
@@ -53,15 +60,61 @@ def test_liveness_with_f_nodes_crashed_for_good(n: int) -> None:
     assert summary.max_round_gap <= f + 1
 
 
+SEEDED = draw(7, 7, 2, FaultSpec.parse("all"))
+
+
+def run_with_digest(scenario: Scenario) -> tuple[RunResult, str]:
+    """Run ``scenario``; SHA-256 over every instance's whole commit log.
+
+    Per instance (by label, so twins count separately), in commit order: height,
+    block hash, the encoded block and its certificate, each length-prefixed.
+    """
+    simulation = Simulation(scenario)
+    result = simulation.run()
+    digest = hashlib.sha256()
+
+    def chunk(data: bytes) -> None:
+        digest.update(len(data).to_bytes(4, "big") + data)
+
+    for label in sorted(simulation.disks):
+        log = simulation.disks[label].log
+        chunk(f"{label}/{len(log)}".encode())
+        for commit in log:
+            chunk(commit.block.height.to_bytes(8, "big") + commit.block_hash)
+            chunk(codec.encode(commit.block))
+            chunk(codec.encode(commit.certificate))
+    return result, digest.hexdigest()
+
+
 def test_a_run_is_a_function_of_its_seed() -> None:
-    scenario = draw(7, 7, 2, FaultSpec.parse("all"))
-    a, b = simulate(scenario), simulate(scenario)
-    assert (a.height, a.events, a.view_changes, a.liveness_ms) == (
-        b.height,
-        b.events,
-        b.view_changes,
-        b.liveness_ms,
+    a, digest_a = run_with_digest(SEEDED)
+    b, digest_b = run_with_digest(SEEDED)
+    assert a.ok and a.height >= SEEDED.target_commits  # the logs hold real work
+    assert digest_b == digest_a  # every commit of every node, byte for byte
+    assert (b.height, b.events, b.rounds_timed_out, b.liveness_ms) == (
+        a.height,
+        a.events,
+        a.rounds_timed_out,
+        a.liveness_ms,
     )
+    _, other = run_with_digest(draw(8, 7, 2, FaultSpec.parse("all")))
+    assert other != digest_a  # the digest sees what the seed changes
+
+
+def test_a_run_replays_in_a_fresh_process_with_another_hash_seed() -> None:
+    """``seqnet sim --start-seed`` replays a failing seed in a new process: same commits."""
+    _, here = run_with_digest(SEEDED)
+    hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    code = "from tests.test_sim import SEEDED, run_with_digest; print(run_with_digest(SEEDED)[1])"
+    replay = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=pathlib.Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert replay.stdout.strip() == here
 
 
 def test_checker_catches_a_broken_vote_rule(monkeypatch: pytest.MonkeyPatch) -> None:
