@@ -220,7 +220,7 @@ def _summary_json(summary: object) -> dict[str, object]:
         "runs": summary.runs,
         "by_size": dict(summary.by_size),
         "commits": summary.commits,
-        "view_changes": summary.view_changes,
+        "rounds_timed_out": summary.rounds_timed_out,
         "events": summary.events,
         "liveness_ms": None if q is None else {"p50": q[0], "p99": q[1], "max": q[2]},
         "max_round_gap": summary.max_round_gap,

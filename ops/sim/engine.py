@@ -42,7 +42,7 @@ class RunResult:
     scenario: Scenario
     violations: list[str]
     height: int  # highest height committed by an honest node
-    view_changes: int  # rounds that ended in a timeout certificate
+    rounds_timed_out: int  # rounds that ended in a timeout certificate
     liveness_ms: float | None  # GST -> every honest node committed the target, or None
     max_round_gap: int  # most rounds between consecutive commits, steady state after GST
     events: int
@@ -315,7 +315,7 @@ class Simulation:
             scenario=self.s,
             violations=violations,
             height=max(self.checker.last_height.values(), default=0),
-            view_changes=len(self._tcs),
+            rounds_timed_out=len(self._tcs),
             liveness_ms=liveness,
             max_round_gap=self._max_round_gap(),
             events=self.events,

@@ -14,7 +14,7 @@ def render(summary: Summary, config: SweepConfig) -> str:
         f"faults            {config.faults}; byzantine "
         f"{'f' if config.byzantine is None else config.byzantine}; crashed {config.crashed}",
         f"commits           {summary.commits} blocks (sum of the highest height per run)",
-        f"view changes      {summary.view_changes} rounds ended by a timeout certificate",
+        f"timed-out rounds  {summary.rounds_timed_out} rounds ended by a timeout certificate",
         f"events            {summary.events}",
     ]
     q = summary.liveness_quantiles()

@@ -65,7 +65,7 @@ class Summary:
     runs: int = 0
     by_size: Counter[int] = field(default_factory=Counter)
     commits: int = 0
-    view_changes: int = 0
+    rounds_timed_out: int = 0
     events: int = 0
     liveness_ms: list[float] = field(default_factory=list)
     max_round_gap: int = 0
@@ -77,7 +77,7 @@ class Summary:
         self.runs += 1
         self.by_size[result.scenario.n] += 1
         self.commits += result.height
-        self.view_changes += result.view_changes
+        self.rounds_timed_out += result.rounds_timed_out
         self.events += result.events
         self.max_round_gap = max(self.max_round_gap, result.max_round_gap)
         if result.liveness_ms is not None:
