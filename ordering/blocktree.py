@@ -27,10 +27,13 @@ class CommittedTip:
     round: int
 
 
+RETENTION = 1024  # committed blocks kept in memory to serve peers' block requests
+
+
 class BlockTree:
     """Known blocks by hash, with the committed chain indexed by height."""
 
-    def __init__(self, chain_id: str, tip: CommittedTip | None = None, retention: int = 1024):
+    def __init__(self, chain_id: str, tip: CommittedTip | None = None, retention: int = RETENTION):
         genesis = CommittedTip(genesis_hash(chain_id), 0, 0)
         self.tip = tip or genesis
         self.retention = retention

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ordering.blocktree import BlockLookup, BlockTree, CommittedTip
+from ordering.blocktree import RETENTION, BlockLookup, BlockTree, CommittedTip
 from ordering.collectors import TimeoutCollector, VoteCollector
 from ordering.events import (
     Action,
@@ -107,7 +107,7 @@ class PayloadApp(Protocol):
 class CoreConfig:
     pacemaker: PacemakerConfig = field(default_factory=PacemakerConfig)
     future_round_window: int = 1000
-    retention: int = 1024
+    retention: int = RETENTION
 
 
 @dataclass(frozen=True, slots=True)

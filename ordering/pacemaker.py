@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+BASE_TIMEOUT_MS = 1000  # a round's first timeout; it backs off from there
+
 
 @dataclass(frozen=True, slots=True)
 class PacemakerConfig:
-    base_timeout_ms: int = 1000
+    base_timeout_ms: int = BASE_TIMEOUT_MS
     backoff_factor: float = 1.5
     max_backoff_exponent: int = 4
 

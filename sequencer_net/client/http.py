@@ -30,16 +30,8 @@ class ClientError(Exception):
 
 def get_json(address: str, path: str, timeout: float = 2.0) -> Any:
     """GET http://address/path as JSON; raises ClientError on any failure."""
-    try:
-        with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        reason = _reason(exc)
-        raise ClientError(
-            f"{address}{path}: HTTP {exc.code} {reason}", status=exc.code, reason=reason
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ClientError(f"{address}: {exc}") from None
+    request = urllib.request.Request(f"http://{address}{path}")
+    return _answer(request, timeout, address, f"{address}{path}: HTTP {{status}} {{reason}}")
 
 
 def post(address: str, path: str, body: bytes, timeout: float = 10.0) -> Any:
@@ -50,14 +42,18 @@ def post(address: str, path: str, body: bytes, timeout: float = 10.0) -> Any:
         headers={"content-type": "application/cbor"},
         method="POST",
     )
+    return _answer(request, timeout, address, f"{address} refused the transaction: {{reason}}")
+
+
+def _answer(request: urllib.request.Request, timeout: float, address: str, refused: str) -> Any:
+    """The JSON answer to ``request``; a refusal is told with ``refused`` (a format string)."""
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
     except urllib.error.HTTPError as exc:
         reason = _reason(exc)
-        raise ClientError(
-            f"{address} refused the transaction: {reason}", status=exc.code, reason=reason
-        ) from None
+        message = refused.format(status=exc.code, reason=reason)
+        raise ClientError(message, status=exc.code, reason=reason) from None
     except (OSError, ValueError) as exc:
         raise ClientError(f"{address}: {exc}") from None
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ordering.fair.policies import DEFAULT_POLICY
+from ordering.pacemaker import BASE_TIMEOUT_MS
 
 MAX_CONFIG_BYTES = 64 * 1024
-BASE_TIMEOUT_MS = 1000  # a round's first timeout; it backs off from there
 HEARTBEAT_MS = 250  # an idle leader proposes this often
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from ordering.blocktree import RETENTION
 from ordering.core import CoreConfig, PayloadApp
 from ordering.events import (
     Action,
@@ -39,7 +40,7 @@ from ordering.events import (
     Wakeup,
 )
 from ordering.messages import CONSENSUS, Proposal, Timeout
-from ordering.pacemaker import PacemakerConfig
+from ordering.pacemaker import BASE_TIMEOUT_MS, PacemakerConfig
 from ordering.recovery import recover_core
 from ordering.validation import Invalid, MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL
@@ -109,9 +110,9 @@ class ConsensusDriver:
         app: PayloadApp,
         store: Store,
         outboxes: Outboxes,
-        base_timeout_ms: int = 1000,
+        base_timeout_ms: int = BASE_TIMEOUT_MS,
         *,
-        retention: int = 1024,
+        retention: int = RETENTION,
         metrics: NodeMetrics | None = None,
         on_commit: Callable[[Commit], None] | None = None,
         before_event: Callable[[], None] | None = None,

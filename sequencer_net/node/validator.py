@@ -29,17 +29,19 @@ from mev.committed import is_well_formed
 from mev.decryptor import Decryptor
 from mev.kem import Ciphertext
 from mev.mempool import Admission, EncryptedMempool
+from ordering.blocktree import RETENTION
 from ordering.events import Commit
 from ordering.fair.app import FairOrderingApp, FairPayload
 from ordering.fair.policies import DEFAULT_POLICY, make_policy
 from ordering.leader import leader_of
 from ordering.messages import genesis_qc
+from ordering.pacemaker import BASE_TIMEOUT_MS
 from ordering.safety import SafetyState
 from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.catchup import CatchUp, SyncServer
-from sequencer_net.node.config import BASE_TIMEOUT_MS, HEARTBEAT_MS
+from sequencer_net.node.config import HEARTBEAT_MS
 from sequencer_net.node.decryption import DecryptionService, read_payload
 from sequencer_net.node.driver import ConsensusDriver, Outboxes
 from sequencer_net.node.genesis import Genesis, NodeKeys, fingerprint
@@ -63,7 +65,7 @@ class Settings:
     listen: str | None = None
     api: str | None = None  # host:port of the HTTP API
     metrics: str | None = None  # host:port of /metrics
-    retention: int = 1024  # committed blocks kept in memory to serve peers' block requests
+    retention: int = RETENTION  # committed blocks kept in memory to serve peers' block requests
     new_node: bool = False  # the operator says: this validator never ran (its store may be new)
 
 
