@@ -10,13 +10,15 @@ import trio
 from ordering.blocktree import CommittedTip
 from ordering.messages import Block, QuorumCert, block_hash
 from ordering.validation import MessageValidator
-from sequencer_net.node.catchup import verified_prefix
+from sequencer_net.node.catchup import CatchUp, SyncServer, verified_prefix
 from sequencer_net.node.genesis import create
 from sequencer_net.node.storage import Store
 from sequencer_net.node.validator import Settings, Validator
-from sequencer_net.node.wire import SyncedBlock
+from sequencer_net.node.wire import SYNC, SyncedBlock, SyncRequest, SyncResponse
 from tests.cluster import encrypted, free_base_port, until
 from tests.factory import Net
+from tests.test_storage import _batch, _cert, _headers
+from tests.test_storage import chain as committed_chain
 
 
 def chain(net: Net, rounds: list[int]) -> list[SyncedBlock]:
@@ -59,6 +61,59 @@ def test_forged_gapped_or_foreign_blocks_stop_the_prefix() -> None:
     assert [b.block.round for b in verified_prefix(check, tip, good[2:])] == [3]
 
 
+async def test_batch_certificates_come_with_synced_blocks_and_are_checked_first(
+    tmp_path: pathlib.Path,
+) -> None:
+    net = Net()
+    server = Store(tmp_path / "server.db", net.chain_id)
+    commits = committed_chain(5)
+    headers = _headers(commits)
+    for commit, header in zip(commits, headers, strict=True):
+        server.append_commit(commit)
+        server.save_batch(_batch(commit))
+        server.save_header(header)
+    for header in headers[:3]:
+        server.save_batch_certificate(_cert(header))
+    serve = SyncServer(server).answer
+    answer = await serve(SYNC.encode(SyncRequest(1, 8)))
+    assert answer is not None
+    served = SYNC.decode(answer)
+    assert [b.batch_certificate for b in served.blocks] == [_cert(h) for h in headers[:3]] + [
+        None,
+        None,
+    ]
+
+    async def honest(peer: int, data: bytes) -> bytes | None:
+        return await serve(data)
+
+    client = Store(tmp_path / "client.db", net.chain_id)
+    catchup = CatchUp(MessageValidator(net.committee), client, [1], honest)
+    assert await catchup.run() == 4  # the fifth is not proved committed
+    assert [client.certificate_on_file(h) for h in range(1, 5)] == [
+        *(_cert(h) for h in headers[:3]),
+        None,
+    ]
+    assert client.batch_certificate(1) is None  # counts once this node opens it the same
+
+    forged = [
+        replace(served.blocks[0], batch_certificate=_cert(headers[0], (0, 1))),  # short
+        replace(served.blocks[1], batch_certificate=_cert(headers[0])),  # of another height
+        replace(
+            served.blocks[2], batch_certificate=_cert(replace(headers[2], block_hash=b"\1" * 32))
+        ),
+        *served.blocks[3:],
+    ]
+
+    async def lying(peer: int, data: bytes) -> bytes | None:
+        return SYNC.encode(SyncResponse(tuple(forged)))
+
+    victim = Store(tmp_path / "victim.db", net.chain_id)
+    fooled = CatchUp(MessageValidator(net.committee), victim, [1], lying)
+    assert await fooled.run() == 4  # the blocks are good; none of the certificates is
+    assert fooled.rejected == 3
+    assert all(victim.certificate_on_file(h) is None for h in range(1, 5))
+
+
 async def test_a_validator_started_late_catches_up_from_stores_and_decrypts(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -79,10 +134,18 @@ async def test_a_validator_started_late_catches_up_from_stores_and_decrypts(
         ahead = validators[0].store.committed_tip().height
         late = validators[3]
         late.settings = replace(settings, new_node=True)  # its database was made just now
+        await until(lambda: min(v.certified_height for v in validators[:3]) >= ahead - 2, 20)
+        certified = min(v.certified_height for v in validators[:3])
         await nursery.start(late.run)  # catches up before its core starts
         assert late.store.committed_tip().height >= ahead - 2  # fetched from peers' stores
+        fetched = min(certified, late.store.committed_tip().height)
+        synced = [late.store.certificate_on_file(h) for h in range(1, fetched + 1)]
+        assert fetched >= 1 and None not in synced  # came with the blocks, not asked for
         await until(lambda: _opened(late) == len(txs), 60)
+        await until(lambda: late.certified_height >= ahead, 20)
         nursery.cancel_scope.cancel()
+    for h in range(1, min(v.certified_height for v in validators) + 1):
+        assert len({v.store.header(h) for v in validators}) == 1
     height = min(v.store.decrypted_tip() for v in validators)
     logs = [[(b.block_hash, b.txs) for b in v.store.batches(1, height)] for v in validators]
     assert all(log == logs[0] for log in logs)

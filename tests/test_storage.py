@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
 
 import pytest
 
+from delivery.header import BatchCertificate, BatchHeader, batch_hash, genesis_batch_hash
 from ordering.events import Commit
 from ordering.messages import block_hash
 from ordering.safety import SafetyState
-from sequencer_net.node.storage import StorageError, Store
+from sequencer_net.base.signing import sign_bytes
+from sequencer_net.node.batches import header_of
+from sequencer_net.node.storage import SCHEMA, SCHEMA_VERSION, StorageError, Store
+from sequencer_net.node.wire import DecryptedBatch, DecryptedTx
 from tests.factory import Net
 
 NET = Net(4)
@@ -169,3 +174,136 @@ def test_database_files_are_private_whatever_the_umask(tmp_path: pathlib.Path) -
             assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
     finally:
         os.umask(old)
+
+
+# ---------------------------------------------------------------- batch headers and certificates
+
+
+def _batch(commit: Commit) -> DecryptedBatch:
+    height = commit.block.height
+    tx = DecryptedTx("rollup-a", bytes([height]) * 32, b"tx-%d" % height)
+    return DecryptedBatch(height, commit.block_hash, (tx,), (b"\x01" * 32,))
+
+
+def _headers(commits: list[Commit]) -> list[BatchHeader]:
+    out, parent = [], genesis_batch_hash(NET.chain_id)
+    for commit in commits:
+        out.append(header_of(NET.chain_id, _batch(commit), parent))
+        parent = batch_hash(out[-1])
+    return out
+
+
+def _cert(header: BatchHeader, signers: tuple[int, ...] = (0, 1, 2)) -> BatchCertificate:
+    message = sign_bytes(header, NET.chain_id)
+    return BatchCertificate(header, tuple((s, NET.keys[s].sign_raw(message)) for s in signers))
+
+
+def test_headers_form_a_chain_and_certificates_count_once_they_match_ours(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = Store(tmp_path / "node.db", NET.chain_id)
+    commits = chain(4)
+    for c in commits:
+        store.append_commit(c)
+    h1, h2, h3, h4 = _headers(commits)
+    with pytest.raises(StorageError, match="expected 1"):
+        store.save_header(h2)
+    with pytest.raises(StorageError, match="does not name"):
+        store.save_header(replace(h1, parent_batch_hash=bytes(32)))
+    with pytest.raises(StorageError, match="names no committed block"):
+        store.save_header(replace(h1, block_hash=bytes(32)))
+    store.save_header(h1)
+    store.save_header(h1)  # the same again: nothing happens
+    with pytest.raises(StorageError, match="a different header"):
+        store.save_header(replace(h1, leaf_count=2))
+    store.save_header(h2)
+    assert store.header(2) == h2 and store.header(3) is None and store.header_tip() == 2
+
+    with pytest.raises(StorageError, match="differs from our header"):
+        store.save_batch_certificate(_cert(replace(h1, leaf_count=2)))
+    with pytest.raises(StorageError, match="names no committed block"):
+        store.save_batch_certificate(_cert(replace(h1, block_hash=bytes(32))))
+    store.save_batch_certificate(_cert(h2))
+    assert store.certified_height() == 0 and store.uncertified_heights(0, 10) == [1]
+    store.save_batch_certificate(_cert(h1))
+    store.save_batch_certificate(
+        _cert(h1, (1, 2, 3))
+    )  # another of the same header: the first stays
+    assert store.batch_certificate(1) == _cert(h1)
+    assert store.certified_height() == 2 and store.uncertified_heights(0, 10) == []
+
+    synced = _cert(h4)  # a peer's, before this node opened height 4: held, not counted
+    store.save_batch_certificate(synced)
+    assert store.certificate_on_file(4) == synced and store.batch_certificate(4) is None
+    store.save_header(h3)
+    assert store.certified_height() == 2 and store.uncertified_heights(2, 10) == [3]
+    store.save_batch_certificate(_cert(h3))
+    assert store.certified_height(above=2) == 3
+    assert store.batch_certificates(1, 10) == [_cert(h1), _cert(h2), _cert(h3)]
+    wrong = replace(h4, namespace_root=b"\x09" * 32, parent_batch_hash=batch_hash(h3))
+    store.save_header(wrong)  # this node opened it to something else
+    assert store.batch_certificate(4) is None and store.certified_height() == 3
+    store.save_disputed_certificate(synced)
+    assert store.disputed_certificates() == [synced] and store.certificate_on_file(4) is None
+
+
+def test_equivocations_are_kept_as_signed(tmp_path: pathlib.Path) -> None:
+    store = Store(tmp_path / "node.db", NET.chain_id)
+    commit = chain(1)[0]
+    store.append_commit(commit)
+    (header,) = _headers([commit])
+    first = NET.keys[2].sign(header, NET.chain_id, 2)
+    second = NET.keys[2].sign(replace(header, leaf_count=5), NET.chain_id, 2)
+    store.save_equivocation(first, second)
+    store.save_equivocation(first, second)  # once per height and signer
+    with pytest.raises(StorageError, match="one signer"):
+        store.save_equivocation(first, NET.keys[1].sign(header, NET.chain_id, 1))
+    store.close()
+    assert Store(tmp_path / "node.db", NET.chain_id).equivocations() == [(first, second)]
+
+
+def test_a_database_from_before_batch_certificates_gains_their_tables(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "node.db"
+    old_schema = SCHEMA.split("CREATE TABLE IF NOT EXISTS headers")[0]
+    db = sqlite3.connect(path)
+    db.executescript(old_schema)
+    db.execute("INSERT INTO meta VALUES ('chain_id', ?)", (NET.chain_id,))
+    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+    db.commit()
+    assert "headers" not in {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    store = Store(path, NET.chain_id)
+    commit = chain(1)[0]
+    store.append_commit(commit)
+    store.save_batch(_batch(commit))
+    assert store.header_tip() == 0 and store.certified_height() == 0
+    (header,) = _headers([commit])
+    store.save_header(header)
+    store.save_batch_certificate(_cert(header))
+    assert store.certified_height() == 1 and store.equivocations() == []
+
+
+def test_a_damaged_header_or_certificate_is_a_storage_error(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "node.db"
+    store = Store(path, NET.chain_id)
+    commit = chain(1)[0]
+    store.append_commit(commit)
+    (header,) = _headers([commit])
+    store.save_header(header)
+    store.save_batch_certificate(_cert(header))
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE headers SET header = ?", (b"\xa1\x01",))
+    db.execute("UPDATE batch_certificates SET certificate = ?", (b"junk",))
+    db.commit()
+    db.close()
+    damaged = Store(path, NET.chain_id)
+    seen: list[StorageError] = []
+    damaged.on_damage = seen.append
+    with pytest.raises(StorageError, match="damaged header 1"):
+        damaged.header(1)
+    with pytest.raises(StorageError, match="damaged batch certificate 1"):
+        damaged.certificate_on_file(1)
+    assert len(seen) == 2

@@ -8,12 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from delivery.header import BatchCertificate, BatchHeader
 from mev.shares import ShareBatch
 from sequencer_net.base.codec import DecodeError, Family
 from sequencer_net.node.wire import (
     SHARES,
     SYNC,
     TX,
+    BatchVote,
+    CertificateReply,
+    CertificateRequest,
     DecryptedBatch,
     DecryptedTx,
     ShareRequest,
@@ -32,12 +36,18 @@ def samples() -> list[tuple[Family, object]]:
     net = Net()
     block = net.block(1, net.genesis_qc)
     batch = DecryptedBatch(1, bytes(32), (DecryptedTx("rollup-a", bytes(32), b"hi"),), (b"k",))
+    header = BatchHeader(net.chain_id, 1, bytes(32), b"\x01" * 32, 1, b"\x02" * 32)
+    cert = BatchCertificate(header, ((0, b"\x03" * 64), (2, b"\x04" * 64)))
     return [
         (TX, TxBatch((b"tx-1", b"tx-2"))),
         (SHARES, ShareBatch(1, bytes(32), (bytes(32),), bytes(32), bytes(32))),
         (SHARES, ShareRequest(7, bytes(32))),
+        (SHARES, BatchVote(net.keys[1].sign(header, net.chain_id, 1))),
+        (SHARES, CertificateRequest(3)),
+        (SHARES, CertificateReply(cert)),
         (SYNC, SyncRequest(5, 10)),
         (SYNC, SyncResponse((SyncedBlock(block, net.qc(block), batch),))),
+        (SYNC, SyncResponse((SyncedBlock(block, net.qc(block), batch, cert),))),
     ]
 
 

@@ -11,7 +11,11 @@ time, that each certificate is a valid quorum for its block, and keeps only
 blocks *proved committed* — those below a pair of certified blocks in
 consecutive rounds (the two-chain commit rule). A certified block that was
 never committed cannot slip in. Batches are only used through their keys, each
-checked against its ciphertext (``sequencer_net.node.decryption``).
+checked against its ciphertext (``sequencer_net.node.decryption``). A batch
+certificate that comes with a block is stored only if it is a valid quorum
+(``verify_certificate``) over a header of that very block and height; it counts
+here only once this node opened the block to the same header
+(``sequencer_net.node.attestation``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from delivery.header import BatchCertificate, Unverified, verify_certificate
 from ordering.blocktree import CommittedTip
 from ordering.events import Commit
 from ordering.messages import block_hash
@@ -64,10 +69,15 @@ class SyncServer:
         """Up to ``limit + 1`` blocks (one more proves the last commit), within a byte budget."""
         commits = self.store.commits(request.from_height, request.limit + 1)
         batches = {b.height: b for b in self.store.batches(request.from_height, len(commits))}
+        certs = {
+            c.header.height: c
+            for c in self.store.batch_certificates(request.from_height, len(commits))
+        }
         out: list[SyncedBlock] = []
         size = 0
         for c in commits:
-            item = SyncedBlock(c.block, c.certificate, batches.get(c.block.height))
+            height = c.block.height
+            item = SyncedBlock(c.block, c.certificate, batches.get(height), certs.get(height))
             size += len(codec.encode(item))
             if out and size > MAX_SYNC_RESPONSE_BYTES:
                 break
@@ -158,12 +168,31 @@ class CatchUp:
     async def _apply(self, blocks: list[SyncedBlock]) -> None:
         for item in blocks:
             commit = Commit(item.block, block_hash(item.block), item.certificate)
-            await trio.to_thread.run_sync(self.store.append_commit, commit, self._ordered(commit))
+            ordered = self._ordered(commit)
+            await trio.to_thread.run_sync(self._store, commit, ordered, item.batch_certificate)
             if item.batch is not None:
                 self.batches[item.block.height] = item.batch
             # proved committed: its child, certified too, is in the next round
             self.certified_round = max(self.certified_round, item.block.round + 1)
             self._on_commit(commit)
+
+    def _store(
+        self, commit: Commit, ordered: Sequence[bytes], cert: BatchCertificate | None
+    ) -> None:
+        """(worker thread) The committed block, and its batch certificate if it holds."""
+        self.store.append_commit(commit, ordered)
+        if cert is None or self.store.certificate_on_file(commit.block.height) is not None:
+            return
+        header = cert.header
+        if header.height != commit.block.height or header.block_hash != commit.block_hash:
+            self.rejected += 1
+            return
+        try:
+            verify_certificate(self.validator.committee, cert)
+        except Unverified:
+            self.rejected += 1
+            return
+        self.store.save_batch_certificate(cert)
 
     async def batch_from_peers(self, height: int) -> DecryptedBatch | None:
         """Some peer's opened batch for ``height`` (to be checked by the caller)."""

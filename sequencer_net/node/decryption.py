@@ -47,7 +47,16 @@ from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.logs import event
 from sequencer_net.node.metrics import NodeMetrics
 from sequencer_net.node.storage import Store
-from sequencer_net.node.wire import SHARES, DecryptedBatch, DecryptedTx, ShareRequest
+from sequencer_net.node.wire import (
+    SHARES,
+    AttestationMessage,
+    BatchVote,
+    CertificateReply,
+    CertificateRequest,
+    DecryptedBatch,
+    DecryptedTx,
+    ShareRequest,
+)
 
 log = logging.getLogger("seqnet.decrypt")
 EARLY_WINDOW = 64  # blocks whose shares we keep before we have committed them
@@ -80,8 +89,11 @@ class DecryptionService:
         is_checked: Callable[[Ciphertext], bool],
         on_decrypted: Callable[[DecryptedBatch], None],
         payload_of: Callable[[Commit], FairPayload] = lambda c: read_payload(c.block.payload),
+        on_attestation: Callable[[int, AttestationMessage], None] | None = None,
     ) -> None:
-        self._payload_of = payload_of
+        """``on_attestation`` takes the batch votes and certificate messages that share
+        this protocol (``sequencer_net.node.attestation``)."""
+        self._payload_of, self._on_attestation = payload_of, on_attestation
         self.decryptor, self.validator, self.store = decryptor, validator, store
         self.peers, self._post, self._fetch_batch = peers, post, fetch_batch
         self.metrics, self._is_checked, self._on_decrypted = metrics, is_checked, on_decrypted
@@ -105,13 +117,17 @@ class DecryptionService:
         self._commits_in.send_nowait(commit)
 
     def on_frame(self, sender: int, data: bytes) -> None:
-        """A peer's share batch, or its request for ours."""
+        """A peer's share batch, or its request for ours; batch votes and certificate
+        requests and replies go on to ``on_attestation``."""
         try:
             message = SHARES.decode(data)
         except DecodeError:
             self.metrics.reject("shares", "decode")
             return
-        if isinstance(message, ShareRequest):
+        if isinstance(message, BatchVote | CertificateRequest | CertificateReply):
+            if self._on_attestation is not None:
+                self._on_attestation(sender, message)
+        elif isinstance(message, ShareRequest):
             self._on_request(sender, message)
         elif message.node != sender:
             self.metrics.reject("shares", "wrong-sender")

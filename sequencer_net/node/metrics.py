@@ -23,6 +23,22 @@ class NodeMetrics:
         self.decrypted_height = Gauge(
             "seqnet_decrypted_height", "Highest height with every batch decrypted", registry=r
         )
+        self.certified_height = Gauge(
+            "seqnet_certified_height",
+            "Highest height with every batch header up to it certified by a quorum",
+            registry=r,
+        )
+        self.batch_certificates = Counter(
+            "seqnet_batch_certificates",
+            "Batch certificates stored (formed from votes, received on request or synced)",
+            registry=r,
+        )
+        self.disputed_certificates = Counter(
+            "seqnet_batch_certificates_disputed",
+            "Valid batch certificates of a header other than the one this node signed "
+            "(a quorum certified what this node did not decrypt: a serious fault)",
+            registry=r,
+        )
         self.round = Gauge("seqnet_round", "Current consensus round", registry=r)
         self.deprecated_view = Gauge(
             "seqnet_view", "Deprecated: the same value as seqnet_round; will be removed", registry=r
@@ -107,7 +123,8 @@ class NodeMetrics:
         )
         self.served = Counter(
             "seqnet_requests_served",
-            "Requests from peers answered, by kind (sync: blocks; shares: a share batch)",
+            "Requests from peers answered, by kind "
+            "(sync: blocks; shares: a share batch; certificates: a batch certificate)",
             ["kind"],
             registry=r,
         )

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
+from delivery.header import BatchCertificate, BatchHeader, batch_hash, genesis_batch_hash
 from ordering.blocktree import CommittedTip
 from ordering.core import Restored
 from ordering.events import Commit
@@ -45,6 +46,7 @@ from ordering.messages import Block, QuorumCert, block_hash, genesis_hash
 from ordering.safety import SafetyState
 from sequencer_net.base import codec
 from sequencer_net.base.codec import DecodeError
+from sequencer_net.base.signing import Signed
 from sequencer_net.node.wire import DecryptedBatch
 
 T = TypeVar("T")
@@ -66,7 +68,29 @@ CREATE TABLE IF NOT EXISTS txs (
     position INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS txs_in_order ON txs (height, position);
+CREATE TABLE IF NOT EXISTS headers (height INTEGER PRIMARY KEY, header BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS batch_certificates (
+    height INTEGER PRIMARY KEY,
+    header BLOB NOT NULL,
+    certificate BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS equivocations (
+    height INTEGER NOT NULL,
+    signer INTEGER NOT NULL,
+    first BLOB NOT NULL,
+    second BLOB NOT NULL,
+    PRIMARY KEY (height, signer)
+);
+CREATE TABLE IF NOT EXISTS disputed_certificates (
+    height INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    certificate BLOB NOT NULL,
+    PRIMARY KEY (height, hash)
+);
 """
+# Schema 3 gained the last four tables without a new version: ``CREATE TABLE IF NOT
+# EXISTS`` adds them to an existing database on open, and an older binary never
+# reads them (it serves no batch certificates; this one makes the missing headers).
 IN_CHUNK = 500  # digests per ``IN (...)`` query
 
 
@@ -285,6 +309,187 @@ class Store:
             return int(row[0]) - 1
         return self.committed_tip().height
 
+    # ------------------------------------------------------------ batch headers and certificates
+
+    @_locked
+    def save_header(self, header: BatchHeader) -> None:
+        """Store the header this node signed for a decrypted height (once; a second must match).
+
+        Headers form a chain like the blocks: the next height only, naming the
+        header before it (the genesis batch hash at height 1) and the committed
+        block of its height.
+        """
+        height = header.height
+        if header.chain_id != self.chain_id:
+            raise StorageError(f"header at height {height} is for chain {header.chain_id!r}")
+        data = codec.encode(header)
+        held = self._db.execute("SELECT header FROM headers WHERE height = ?", (height,)).fetchone()
+        if held is not None:
+            if bytes(held[0]) != data:
+                raise StorageError(f"a different header is stored at height {height}")
+            return
+        tip = self._header_tip()
+        if height != tip + 1:
+            raise StorageError(f"header at height {height}, expected {tip + 1}")
+        before = self._header(height - 1)
+        parent = genesis_batch_hash(self.chain_id) if before is None else batch_hash(before)
+        if header.parent_batch_hash != parent:
+            raise StorageError(f"header at height {height} does not name the header before it")
+        if self._block_hash_at(height) != header.block_hash:
+            raise StorageError(f"header at height {height} names no committed block")
+        with self._transaction(durable=False):
+            self._db.execute("INSERT INTO headers VALUES (?, ?)", (height, data))
+
+    @_locked
+    def header(self, height: int) -> BatchHeader | None:
+        """The header this node signed for ``height``."""
+        return self._header(height)
+
+    def _header(self, height: int) -> BatchHeader | None:
+        row = self._db.execute("SELECT header FROM headers WHERE height = ?", (height,)).fetchone()
+        return None if row is None else self._decode(BatchHeader, row[0], f"header {height}")
+
+    @_locked
+    def header_tip(self) -> int:
+        """The highest height this node signed a header for (every lower one has one too)."""
+        return self._header_tip()
+
+    def _header_tip(self) -> int:
+        row = self._db.execute("SELECT MAX(height) FROM headers").fetchone()
+        return 0 if row[0] is None else int(row[0])
+
+    def _block_hash_at(self, height: int) -> bytes | None:
+        row = self._db.execute("SELECT hash FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    @_locked
+    def save_batch_certificate(self, cert: BatchCertificate) -> None:
+        """Store a verified batch certificate (the caller checked its signatures).
+
+        Refused unless it names the committed block of its height and, where this
+        node signed a header there, that very header. A second certificate of the
+        same header is not stored (the first one stands); of another header it is
+        refused.
+        """
+        header = cert.header
+        height = header.height
+        if header.chain_id != self.chain_id or self._block_hash_at(height) != header.block_hash:
+            raise StorageError(f"batch certificate for height {height} names no committed block")
+        data = codec.encode(header)
+        own = self._db.execute("SELECT header FROM headers WHERE height = ?", (height,)).fetchone()
+        if own is not None and bytes(own[0]) != data:
+            raise StorageError(f"batch certificate for height {height} differs from our header")
+        held = self._db.execute(
+            "SELECT header FROM batch_certificates WHERE height = ?", (height,)
+        ).fetchone()
+        if held is not None:
+            if bytes(held[0]) != data:
+                raise StorageError(f"a different batch certificate is stored at height {height}")
+            return
+        with self._transaction(durable=False):
+            self._db.execute(
+                "INSERT INTO batch_certificates VALUES (?, ?, ?)",
+                (height, data, codec.encode(cert)),
+            )
+
+    @_locked
+    def batch_certificate(self, height: int) -> BatchCertificate | None:
+        """The certificate of ``height``, once it certifies the header this node signed there."""
+        found = self.batch_certificates(height, 1)
+        return found[0] if found and found[0].header.height == height else None
+
+    @_locked
+    def batch_certificates(self, from_height: int, limit: int) -> list[BatchCertificate]:
+        """Certificates of the headers this node signed, from ``from_height`` up (for sync)."""
+        rows = self._db.execute(
+            "SELECT c.height, c.certificate FROM batch_certificates c "
+            "JOIN headers h ON h.height = c.height AND h.header = c.header "
+            "WHERE c.height >= ? ORDER BY c.height LIMIT ?",
+            (from_height, limit),
+        ).fetchall()
+        return [self._decode(BatchCertificate, c, f"batch certificate {h}") for h, c in rows]
+
+    @_locked
+    def certificate_on_file(self, height: int) -> BatchCertificate | None:
+        """Any certificate stored for ``height``, also one a peer synced before this node
+        signed its own header (then it is still to be compared with that header)."""
+        row = self._db.execute(
+            "SELECT certificate FROM batch_certificates WHERE height = ?", (height,)
+        ).fetchone()
+        if row is None:
+            return None
+        return self._decode(BatchCertificate, row[0], f"batch certificate {height}")
+
+    @_locked
+    def certified_height(self, above: int = 0) -> int:
+        """The highest height with every height up to it certified (as this node signed it).
+
+        ``above``: a height known to be certified already, to search from there.
+        """
+        row = self._db.execute(
+            "SELECT MIN(h.height) FROM headers h LEFT JOIN batch_certificates c "
+            "ON c.height = h.height AND c.header = h.header "
+            "WHERE h.height > ? AND c.height IS NULL",
+            (above,),
+        ).fetchone()
+        return self._header_tip() if row[0] is None else int(row[0]) - 1
+
+    @_locked
+    def uncertified_heights(self, above: int, limit: int) -> list[int]:
+        """Heights above ``above`` with a header signed here and no certificate of it yet."""
+        rows = self._db.execute(
+            "SELECT h.height FROM headers h LEFT JOIN batch_certificates c "
+            "ON c.height = h.height AND c.header = h.header "
+            "WHERE h.height > ? AND c.height IS NULL ORDER BY h.height LIMIT ?",
+            (above, limit),
+        ).fetchall()
+        return [h for (h,) in rows]
+
+    @_locked
+    def save_equivocation(self, first: Signed[BatchHeader], second: Signed[BatchHeader]) -> None:
+        """Keep a validator's two different signed headers for one height (evidence)."""
+        height, signer = first.statement.height, first.signer
+        if second.statement.height != height or second.signer != signer:
+            raise StorageError("an equivocation is two headers of one signer and height")
+        with self._transaction(durable=False):
+            self._db.execute(
+                "INSERT OR IGNORE INTO equivocations VALUES (?, ?, ?, ?)",
+                (height, signer, _signed_header(first), _signed_header(second)),
+            )
+
+    @_locked
+    def equivocations(self) -> list[tuple[Signed[BatchHeader], Signed[BatchHeader]]]:
+        """Every equivocation kept, by height and signer."""
+        rows = self._db.execute(
+            "SELECT height, first, second FROM equivocations ORDER BY height, signer"
+        ).fetchall()
+        kind = Signed[BatchHeader]
+        return [
+            (self._decode(kind, a, f"equivocation {h}"), self._decode(kind, b, f"equivocation {h}"))
+            for h, a, b in rows
+        ]
+
+    @_locked
+    def save_disputed_certificate(self, cert: BatchCertificate) -> None:
+        """Keep a valid certificate of a header this node did not sign (evidence), and
+        make sure it is not held as the height's certificate."""
+        height, data = cert.header.height, codec.encode(cert.header)
+        with self._transaction(durable=False):
+            self._db.execute(
+                "INSERT OR IGNORE INTO disputed_certificates VALUES (?, ?, ?)",
+                (height, batch_hash(cert.header), codec.encode(cert)),
+            )
+            self._db.execute(
+                "DELETE FROM batch_certificates WHERE height = ? AND header = ?", (height, data)
+            )
+
+    @_locked
+    def disputed_certificates(self) -> list[BatchCertificate]:
+        rows = self._db.execute(
+            "SELECT height, certificate FROM disputed_certificates ORDER BY height"
+        ).fetchall()
+        return [self._decode(BatchCertificate, c, f"disputed certificate {h}") for h, c in rows]
+
     @_locked
     def recent_digests(self, limit: int) -> list[bytes]:
         """The digests of the last ``limit`` committed transactions, oldest first."""
@@ -342,6 +547,10 @@ class Store:
         error = StorageError(f"{self.path}: damaged {what}")
         self.on_damage(error)
         return error
+
+
+def _signed_header(signed: Signed[BatchHeader]) -> bytes:
+    return codec.encode(signed, Signed[BatchHeader])
 
 
 def _create_private(path: pathlib.Path) -> bool:

@@ -5,11 +5,15 @@ Theory of operation
 Frames from peers arrive per protocol (``p2p.host``) and go to their handler:
 consensus to the :class:`~sequencer_net.node.driver.ConsensusDriver`, transaction batches to the
 :class:`~sequencer_net.node.ingress.TxIngress`, share batches to the
-:class:`~sequencer_net.node.decryption.DecryptionService`. On start the validator
+:class:`~sequencer_net.node.decryption.DecryptionService`, which passes the batch
+votes and certificate messages of the same protocol on to the
+:class:`~sequencer_net.node.attestation.Attestation`. On start the validator
 first catches up from its peers' stores, then builds the consensus core from
 its own store and runs. A committed block goes from the node to the mempool
-(forget its transactions) and to decryption; a decrypted batch is stored and
-ends the latency clock of the transactions submitted here.
+(forget its transactions) and to decryption; a decrypted batch is stored, ends
+the latency clock of the transactions submitted here, and goes to attestation,
+which signs its header and collects a quorum's signatures into a batch
+certificate (``certified_height``, ``wait_certified``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ordering.safety import SafetyState
 from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
 from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.attestation import Attestation
 from sequencer_net.node.catchup import CatchUp, SyncServer
 from sequencer_net.node.config import HEARTBEAT_MS
 from sequencer_net.node.decryption import DecryptionService, read_payload
@@ -111,6 +116,15 @@ class Validator:
         self.catchup = CatchUp(
             checker, store, self.peers, self.host.request, self._on_commit, self._order
         )
+        self.attestation = Attestation(
+            committee,
+            me,
+            keys.signing_key,
+            store,
+            self.peers,
+            lambda peer, data: self.outboxes.post(peer, data, SHARES_PROTOCOL),
+            self.metrics,
+        )
         self.decryption = DecryptionService(
             Decryptor(keys.key_share, genesis.threshold_key, genesis.chain_id),
             checker,
@@ -122,12 +136,13 @@ class Validator:
             self._was_checked,
             self._decrypted,
             self._payload_of,
+            on_attestation=self.attestation.on_message,
         )
         self.driver: ConsensusDriver | None = None
         self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
         self._awaiting_decryption: set[bytes] = set()  # committed, not yet decrypted
         self.api_address = self.metrics_address = ""
-        self.decrypted_height = 0
+        self.decrypted_height = store.decrypted_tip()  # certified_height never exceeds it
         self.genesis_fingerprint = fingerprint(genesis)  # in every status answer
 
     # ------------------------------------------------------------ running
@@ -170,6 +185,7 @@ class Validator:
                 self._abstain_where_peers_were()
             await nursery.start(self._run_consensus)
             nursery.start_soon(self.decryption.run)
+            nursery.start_soon(self.attestation.run)
             nursery.start_soon(self._heartbeat)
             task_status.started()
 
@@ -356,6 +372,16 @@ class Validator:
                 self.metrics.submit_to_decrypt.labels(tx.namespace).observe(now - submitted)
         self.decrypted_height = max(self.decrypted_height, batch.height)
         self.metrics.decrypted_height.set(self.decrypted_height)
+        self.attestation.on_decrypted(batch)
+
+    @property
+    def certified_height(self) -> int:
+        """The highest height with every batch up to it certified by a quorum."""
+        return self.attestation.certified_height
+
+    async def wait_certified(self, height: int) -> None:
+        """Return once ``certified_height >= height``."""
+        await self.attestation.wait_certified(height)
 
     # ------------------------------------------------------------ reading state (API)
 
@@ -369,6 +395,7 @@ class Validator:
             "index": self.me,
             "height": driver.core.tree.tip.height if driver else 0,
             "decrypted_height": self.decrypted_height,
+            "certified_height": self.certified_height,
             "round": round_,
             "view": round_,  # deprecated: the same as "round"; will be removed
             "leader": leader_of(round_, self.committee.n),

@@ -1,4 +1,4 @@
-"""Messages between validators beyond consensus: transaction batches, shares, sync.
+"""Messages between validators beyond consensus: transaction batches, shares, batch votes, sync.
 
 Every family is framed ``[type_id, body]`` like consensus (``sequencer_net.base.codec``)
 and travels on its own libp2p protocol (``p2p.host``). Each message is a batch:
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+from delivery.header import BatchCertificate, BatchHeader
 from mev.kem import MAX_NAMESPACE_CHARS
 from mev.mempool import MempoolLimits
 from mev.shares import ShareBatch
@@ -17,6 +18,7 @@ from ordering.fair.app import MAX_ORDER
 from ordering.messages import Block, QuorumCert
 from sequencer_net.base import codec
 from sequencer_net.base.codec import Digest, IntRange, MaxItems, Size
+from sequencer_net.base.signing import Signed
 
 MAX_TX_BATCH = 4096
 MAX_SYNC_BLOCKS = 128
@@ -72,6 +74,31 @@ class ShareRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchVote:
+    """A validator's signature over the header of a batch it opened (sent to every peer).
+
+    ``signed.signer`` must be the validator that sends it; a quorum of identical
+    headers is a :class:`~delivery.header.BatchCertificate`.
+    """
+
+    signed: Signed[BatchHeader]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """Send me the batch certificate of ``height`` (or, lacking one, your vote for it)."""
+
+    height: Annotated[int, IntRange(1, 2**62)]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateReply:
+    """A batch certificate, sent to a peer that asked for its height."""
+
+    certificate: BatchCertificate
+
+
+@dataclass(frozen=True, slots=True)
 class SyncRequest:
     """Committed blocks from ``from_height`` up (with certificates and opened batches)."""
 
@@ -81,9 +108,13 @@ class SyncRequest:
 
 @dataclass(frozen=True, slots=True)
 class SyncedBlock:
+    """A committed block, its certificate and, where the server has them, its opened batch
+    and the batch certificate over that batch's header."""
+
     block: Block
     certificate: QuorumCert
     batch: DecryptedBatch | None
+    batch_certificate: BatchCertificate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,5 +125,9 @@ class SyncResponse:
 
 
 TX = codec.Family("tx", [TxBatch])
-SHARES = codec.Family("shares", [ShareBatch, ShareRequest])
+# new types are appended: the ids of the old ones never change
+SHARES = codec.Family(
+    "shares", [ShareBatch, ShareRequest, BatchVote, CertificateRequest, CertificateReply]
+)
+AttestationMessage = BatchVote | CertificateRequest | CertificateReply
 SYNC = codec.Family("sync", [SyncRequest, SyncResponse])
