@@ -27,6 +27,7 @@ from starlette.routing import Route, Router
 
 from sequencer_net import __version__
 from sequencer_net.base import codec
+from sequencer_net.node.rollup_api import add_rollup_routes
 
 if TYPE_CHECKING:
     from sequencer_net.node.validator import Validator
@@ -44,7 +45,11 @@ def build_app(v: Validator) -> FastAPI:
     app = FastAPI(
         title="seqnet validator",
         version=__version__,
-        description="Submit threshold-encrypted transactions; read status and decrypted batches.",
+        description=(
+            "Submit threshold-encrypted transactions; read status, decrypted batches and "
+            "certified namespace batches. A rollup follows its namespace over the WebSocket "
+            "/v1/namespaces/{namespace}/stream?from=H: one CBOR NamespaceBatch per height."
+        ),
         exception_handlers={RequestValidationError: _invalid_request, HTTPException: _http_refusal},
     )
 
@@ -119,6 +124,7 @@ def build_app(v: Validator) -> FastAPI:
             ],
         }
 
+    add_rollup_routes(app, v)
     return app
 
 
