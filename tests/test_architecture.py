@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).parent.parent
-PROJECT = ("sequencer_net", "ordering", "mev", "delivery", "p2p", "ops", "bench")
+PROJECT = ("sequencer_net", "ordering", "mev", "delivery", "p2p", "ops", "bench", "examples")
 ANYTHING = "anything"
 
 

@@ -1,11 +1,11 @@
 """The ``seqnet`` command line: one module per command.
 
 The node's own commands and the user's live here (``keygen``, ``node``,
-``encrypt``, ``submit``). Operator tooling (``cluster``, ``bench``, ``sim``)
-lives in ``ops`` and registers itself through the ``seqnet.commands`` entry
-point group, so nothing here imports ``ops``. Every failure is one clear line
-on stderr and a non-zero exit; long commands show progress on stderr and print
-results on stdout.
+``encrypt``, ``submit``, ``subscribe``). Operator tooling (``cluster``,
+``bench``, ``sim``) lives in ``ops`` and registers itself through the
+``seqnet.commands`` entry point group, so nothing here imports ``ops``. Every
+failure is one clear line on stderr and a non-zero exit; long commands show
+progress on stderr and print results on stdout.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from sequencer_net import __version__
-from sequencer_net.cli import encrypt, keygen, node, submit
+from sequencer_net.cli import encrypt, keygen, node, submit, subscribe
 from sequencer_net.cli.args import CliError
 from sequencer_net.node import logs
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (keygen, node, encrypt, submit):
+    for command in (keygen, node, encrypt, submit, subscribe):
         command.add(sub)
     _add_registered(sub)
     return parser

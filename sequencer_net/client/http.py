@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 
@@ -34,6 +35,19 @@ def get_json(address: str, path: str, timeout: float = 2.0) -> Any:
     return _answer(request, timeout, address, f"{address}{path}: HTTP {{status}} {{reason}}")
 
 
+def get_cbor(address: str, path: str, max_bytes: int, timeout: float = 5.0) -> bytes:
+    """GET http://address/path asking for CBOR: at most ``max_bytes + 1`` bytes of it.
+
+    The caller decodes (and so refuses) anything longer than ``max_bytes``.
+    """
+    request = urllib.request.Request(
+        f"http://{address}{path}", headers={"accept": "application/cbor"}
+    )
+    refused = f"{address}{path}: HTTP {{status}} {{reason}}"
+    data: bytes = _answer(request, timeout, address, refused, lambda r: r.read(max_bytes + 1))
+    return data
+
+
 def post(address: str, path: str, body: bytes, timeout: float = 10.0) -> Any:
     """POST a CBOR ``body`` to http://address/path; the JSON answer, or ClientError."""
     request = urllib.request.Request(
@@ -45,11 +59,20 @@ def post(address: str, path: str, body: bytes, timeout: float = 10.0) -> Any:
     return _answer(request, timeout, address, f"{address} refused the transaction: {{reason}}")
 
 
-def _answer(request: urllib.request.Request, timeout: float, address: str, refused: str) -> Any:
-    """The JSON answer to ``request``; a refusal is told with ``refused`` (a format string)."""
+def _answer(
+    request: urllib.request.Request,
+    timeout: float,
+    address: str,
+    refused: str,
+    read: Callable[[Any], Any] = json.load,
+) -> Any:
+    """The answer to ``request`` (JSON unless ``read`` says otherwise).
+
+    A refusal is told with ``refused``, a format string of ``status`` and ``reason``.
+    """
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.load(response)
+            return read(response)
     except urllib.error.HTTPError as exc:
         reason = _reason(exc)
         message = refused.format(status=exc.code, reason=reason)
