@@ -2,7 +2,9 @@
 
 A user's command, not operator tooling: it needs only the network's genesis
 and a node's API address (or a cluster directory to find one in), and does
-what any rollup client does, through ``sequencer_net.client``.
+what any rollup client does, through ``sequencer_net.client``. Once the
+transaction is decrypted it fetches the transaction's receipt and verifies it
+from the genesis: a receipt that does not verify fails the command.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ import argparse
 import pathlib
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from sequencer_net.cli.args import DEFAULT_CLUSTER_DIR, CliError, positive
+
+if TYPE_CHECKING:
+    from sequencer_net.node.genesis import Genesis
+
+RECEIPT_WAIT_S = 2.0  # after decryption, for the receipt's commit proof to be stored
+RECEIPT_POLL_S = 0.05
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,4 +61,30 @@ def run(args: argparse.Namespace) -> int:
         f"{record['status']}: {record['digest']} at height {record['height']} position "
         f"{record['position']} ({record['namespace']}) in {took:.0f} ms"
     )
+    if not _receipt(genesis, record["digest"], address):
+        return 1
     return 0 if record["status"] == "decrypted" else 1
+
+
+def _receipt(genesis: Genesis, digest: str, address: str) -> bool:
+    """Fetch and verify the receipt, print it; False only if the node served a bad one."""
+    from delivery.header import Unverified
+    from sequencer_net.client.http import ClientError
+    from sequencer_net.client.receipt import fetch_receipt
+
+    deadline = time.monotonic() + RECEIPT_WAIT_S
+    while True:
+        try:
+            receipt = fetch_receipt(genesis, digest, address)
+            break
+        except Unverified as exc:
+            print(f"receipt from {address} does not verify: {exc}", file=sys.stderr)
+            return False
+        except ClientError as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                print(f"no receipt: {exc}", file=sys.stderr)
+                return True  # the transaction's fate stands; only the receipt is missing
+            time.sleep(RECEIPT_POLL_S)
+    proved = "" if receipt.decrypted is None else " (plaintext proved)"
+    print(f"receipt verified at height {receipt.height} position {receipt.position}{proved}")
+    return True

@@ -15,10 +15,15 @@ the genesis alone, so it never has to trust the node it reads from.
   height is read only once the previous one was sent, and a consumer that does
   not take a message within ``SEND_TIMEOUT_S`` is closed with code 1008 and the
   reason ``slow consumer`` rather than buffered for.
+- ``GET /v1/transactions/{digest}/receipt``: a transaction's
+  :class:`~delivery.receipt.Receipt` (its committed block, position and commit
+  proof; with the plaintext's inclusion proof once the batch is certified),
+  CBOR or JSON like the batches; 404 until the commit proof is stored.
 """
 
 from __future__ import annotations
 
+import string
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -31,7 +36,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from delivery.batch import NamespaceBatch, build_namespace_batch
 from delivery.header import BatchCertificate, batch_hash
-from delivery.nmt import Leaf
+from delivery.nmt import Leaf, prove_leaf
+from delivery.receipt import MAX_COMMIT_CHAIN, Inclusion, Receipt, commit_proof
 from sequencer_net.base import codec
 from sequencer_net.node.batches import leaves_of
 
@@ -46,6 +52,8 @@ CACHED_BATCHES = 256  # recent (height, namespace) batches, proved and encoded
 POLICY_VIOLATION = 1008  # WebSocket close codes (RFC 6455)
 TRY_AGAIN_LATER = 1013
 CBOR = "application/cbor"
+CACHED_RECEIPT_BYTES = 32 * 1024 * 1024  # encoded final receipts kept (decoded copy: ~as much)
+NOT_COMMITTED = "not committed yet"
 
 
 class CertifiedBatches:
@@ -97,6 +105,75 @@ class CertifiedBatches:
         return tree
 
 
+class Receipts:
+    """Transactions' receipts, built from the reader store in a worker thread.
+
+    A receipt exists once the transaction's block and the blocks of its commit
+    proof are stored (usually the block at the next height). It gains the
+    plaintext's inclusion proof once the height's batch is certified; from then
+    on it never changes and is cached, up to ``CACHED_RECEIPT_BYTES`` in all
+    (a receipt carries whole blocks: counting entries would not bound memory).
+    """
+
+    def __init__(self, validator: Validator, batches: CertifiedBatches) -> None:
+        self._v, self._batches = validator, batches
+        self._final: OrderedDict[bytes, tuple[Receipt, bytes]] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
+
+    async def get(self, digest: bytes) -> tuple[Receipt, bytes] | str:
+        """The receipt of ``digest`` and its bytes, or why there is none (yet)."""
+        with self._lock:
+            found = self._final.get(digest)
+        if found is not None:
+            return found
+        return await trio.to_thread.run_sync(self._build, digest)
+
+    def _build(self, digest: bytes) -> tuple[Receipt, bytes] | str:
+        reader = self._v.reader
+        where = reader.locate(digest)
+        if where is None:
+            return NOT_COMMITTED
+        height, position = where
+        commits = reader.commits(height, MAX_COMMIT_CHAIN + 1)
+        if not commits or commits[0].block.height != height:
+            return NOT_COMMITTED
+        proof = commit_proof([(c.block, c.certificate) for c in commits])
+        if proof is None:
+            if len(commits) <= MAX_COMMIT_CHAIN:
+                return NOT_COMMITTED  # the proof needs blocks not committed yet
+            return f"no commit proof within {MAX_COMMIT_CHAIN} blocks"
+        certificate, chain, commit_certificate = proof
+        inclusion = self._inclusion(height, digest)
+        receipt = Receipt(
+            commits[0].block, certificate, position, chain, commit_certificate, inclusion
+        )
+        found = receipt, codec.encode(receipt)
+        if inclusion is not None:
+            self._remember(digest, found)
+        return found
+
+    def _remember(self, digest: bytes, found: tuple[Receipt, bytes]) -> None:
+        with self._lock:
+            if digest in self._final:
+                return
+            self._final[digest] = found
+            self._cached_bytes += len(found[1])
+            while self._cached_bytes > CACHED_RECEIPT_BYTES:
+                _, (_, data) = self._final.popitem(last=False)
+                self._cached_bytes -= len(data)
+
+    def _inclusion(self, height: int, digest: bytes) -> Inclusion | None:
+        tree = self._batches._tree(height)  # shared with the namespace batches of that height
+        if tree is None:
+            return None
+        cert, leaves = tree
+        index = next((i for i, leaf in enumerate(leaves) if leaf.digest == digest), None)
+        if index is None:
+            return None
+        return Inclusion(cert, leaves[index], prove_leaf(leaves, index))
+
+
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
     cache[key] = value
     while len(cache) > size:
@@ -106,6 +183,7 @@ def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> 
 def add_rollup_routes(app: FastAPI, v: Validator) -> None:
     """Register the rollup endpoints on the node's API."""
     batches = CertifiedBatches(v)
+    receipts = Receipts(v, batches)
     streams = trio.Semaphore(MAX_STREAMS)
 
     @app.get(
@@ -130,6 +208,28 @@ def add_rollup_routes(app: FastAPI, v: Validator) -> None:
         if CBOR in request.headers.get("accept", ""):
             return Response(data, media_type=CBOR)
         return _as_json(batch, data)
+
+    @app.get(
+        "/v1/transactions/{digest}/receipt",
+        summary="A transaction's receipt: its committed block, position and commit proof, with "
+        "the plaintext's inclusion proof once certified (verifiable from genesis)",
+        responses={
+            200: {"content": {CBOR: {}}, "description": "JSON, or CBOR with Accept: " + CBOR},
+            400: {"description": "the digest is not 32 bytes of hex"},
+            404: {"description": "not committed yet (or its commit proof is not stored yet)"},
+        },
+    )
+    async def transaction_receipt(request: Request, digest: str) -> Any:
+        raw = _digest(digest)
+        if raw is None:
+            return _error(400, "digest must be 32 bytes of hex")
+        found = await receipts.get(raw)
+        if isinstance(found, str):
+            return _error(404, found)
+        receipt, data = found
+        if CBOR in request.headers.get("accept", ""):
+            return Response(data, media_type=CBOR)
+        return _receipt_json(raw, receipt, data)
 
     @app.websocket("/v1/namespaces/{namespace}/stream")
     async def namespace_stream(
@@ -187,6 +287,38 @@ def _as_json(found: NamespaceBatch, data: bytes) -> dict[str, Any]:
         ],
         "cbor": data.hex(),
     }
+
+
+def _receipt_json(digest: bytes, receipt: Receipt, data: bytes) -> dict[str, Any]:
+    inclusion = receipt.inclusion
+    decrypted = None
+    if inclusion is not None:
+        leaf = inclusion.leaf
+        decrypted = {
+            "namespace": leaf.namespace,
+            "plaintext": None if leaf.plaintext is None else leaf.plaintext.hex(),
+            "batch_hash": batch_hash(inclusion.certificate.header).hex(),
+            "signers": [s for s, _ in inclusion.certificate.signatures],
+        }
+    return {
+        "digest": digest.hex(),
+        "height": receipt.block.height,
+        "round": receipt.block.round,
+        "position": receipt.position,
+        "block_hash": receipt.certificate.block_hash.hex(),
+        "signers": [s for s, _ in receipt.certificate.signatures],
+        "commit_chain": [{"height": b.height, "round": b.round} for b in receipt.commit_chain],
+        "commit_signers": [s for s, _ in receipt.commit_certificate.signatures],
+        "decrypted": decrypted,
+        "cbor": data.hex(),
+    }
+
+
+def _digest(text: str) -> bytes | None:
+    """Exactly 64 hex digits, else None (``bytes.fromhex`` alone skips spaces, takes any length)."""
+    if len(text) != 64 or not all(c in string.hexdigits for c in text):
+        return None
+    return bytes.fromhex(text)
 
 
 def _error(status: int, reason: str) -> JSONResponse:
