@@ -8,11 +8,18 @@ without locks.
 Every input is bounded before the validator sees it: heights to SQLite's integer
 range, digests to 32 bytes, bodies in size and in time (hypercorn closes idle
 connections and slow headers after 5 s, but would wait for a body forever).
+
+The OpenAPI document describes every answer: each route declares the status
+codes it can refuse with, every 4xx body is a :class:`Refusal` (filled in for
+any route that declares a refusal without a body, rollup routes included), and
+a parameter of the wrong type or out of range is documented as the 400 it is,
+not as FastAPI's 422 (never sent). ``tests/test_api_fuzz.py`` holds a running
+node to that document.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from fastapi import FastAPI, Path, Query, Request
@@ -21,6 +28,7 @@ from fastapi.responses import JSONResponse
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from prometheus_client.exposition import choose_encoder
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route, Router
@@ -39,10 +47,146 @@ BODY_TIMEOUT_S = 5.0  # the whole body, like hypercorn's bound on idle connectio
 MAX_HEIGHT = 2**63 - 1  # SQLite's largest integer: beyond it a lookup fails, not misses
 DIGEST_BYTES = 32  # sha256, as mev.kem.digest
 REFUSAL_STATUS = {"duplicate": 409, "overloaded": 429, "oversized": 413}
+HEX_DIGEST = f"^[0-9a-fA-F]{{{2 * DIGEST_BYTES}}}$"
+
+
+class Refusal(BaseModel):
+    """The body of every refusal (4xx): why, and for a refused transaction its digest."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(description="why the request was refused")
+    digest: str | None = Field(
+        default=None, description="the refused transaction's digest (hex), when it has one"
+    )
+
+
+class Submitted(BaseModel):
+    digest: str = Field(pattern=HEX_DIGEST)
+    status: Literal["pending"]
+
+
+class BatchVerdict(BaseModel):
+    digest: str = Field(description="hex; empty for an item that is not a ciphertext")
+    status: str = Field(description="`pending`, or the reason the item was refused")
+
+
+class BatchVerdicts(BaseModel):
+    results: list[BatchVerdict] = Field(description="one per submitted item, in order")
+
+
+class TransactionStatus(BaseModel):
+    digest: str = Field(pattern=HEX_DIGEST)
+    status: Literal["unknown", "pending", "committed", "decrypted", "invalid"]
+    height: int | None = Field(default=None, description="once committed")
+    position: int | None = Field(default=None, description="once decrypted (or invalid)")
+    namespace: str | None = None
+    plaintext: str | None = Field(default=None, description="hex; null if it did not decrypt")
+
+
+class NodeStatus(BaseModel):
+    chain_id: str
+    genesis: str = Field(description="the genesis fingerprint")
+    index: int
+    height: int
+    decrypted_height: int
+    certified_height: int
+    round: int
+    view: int = Field(deprecated=True, description="the same as `round`; will be removed")
+    leader: int
+    peers: int
+    last_commit_age_s: float | None
+    mempool: int
+    syncing: bool
+
+
+class DecryptedTransaction(BaseModel):
+    position: int
+    namespace: str
+    digest: str = Field(pattern=HEX_DIGEST)
+    plaintext: str | None = Field(description="hex; null if it did not decrypt")
+
+
+class DecryptedBatch(BaseModel):
+    height: int
+    block_hash: str
+    transactions: list[DecryptedTransaction]
+
+
+REFUSALS = {
+    400: "malformed request; `error` says what is wrong",
+    404: "not found",
+    408: f"the body did not arrive within {BODY_TIMEOUT_S:g} s",
+    409: "duplicate: already pending or committed; `digest` names it",
+    413: "oversized",
+    429: "overloaded: the node's queues are full; try again later or another node",
+}
+HEX_BODY = {"type": "string", "pattern": "^\\s*([0-9a-fA-F]{2})+\\s*$"}
+CIPHERTEXT_BODY = {
+    "required": True,
+    "content": {
+        "application/cbor": {"schema": {"type": "string", "format": "binary"}},
+        "text/plain": {"schema": HEX_BODY},
+    },
+}
+BATCH_BODY = {
+    "required": True,
+    "content": {
+        "application/cbor": {
+            "schema": {
+                "type": "array",
+                "maxItems": MAX_BATCH_TXS,
+                "items": {"type": "string", "format": "binary"},
+            }
+        }
+    },
+}
+
+
+def refusals(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for these refusals, each a :class:`Refusal`; ``e404="..."`` rewords one."""
+    return {
+        code: {"model": Refusal, "description": described.get(f"e{code}", REFUSALS[code])}
+        for code in codes
+    }
+
+
+class NodeAPI(FastAPI):
+    """FastAPI whose OpenAPI document says what the node does with refusals (see above)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = _refusals_documented(super().openapi())
+        return self.openapi_schema
+
+
+def _refusals_documented(doc: dict[str, Any]) -> dict[str, Any]:
+    """422 (never sent) becomes the 400 it is; every 4xx without a body gets :class:`Refusal`."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas.setdefault("Refusal", Refusal.model_json_schema())
+    refusal = {"$ref": "#/components/schemas/Refusal"}
+    fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            invalid = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if invalid.get("schema") == fastapi_422:
+                del responses["422"]
+                responses.setdefault(
+                    "400", {"description": "a parameter of the wrong type or out of range"}
+                )
+            for code, response in responses.items():
+                if code.startswith("4") and "content" not in response:
+                    response["content"] = {"application/json": {"schema": dict(refusal)}}
+            operation["responses"] = dict(sorted(responses.items()))
+    return doc
 
 
 def build_app(v: Validator) -> FastAPI:
-    app = FastAPI(
+    app = NodeAPI(
         title="seqnet validator",
         version=__version__,
         description=(
@@ -57,7 +201,13 @@ def build_app(v: Validator) -> FastAPI:
         "/v1/transactions",
         status_code=202,
         summary="Submit one encrypted transaction (canonical CBOR bytes, as `seqnet encrypt`)",
-        responses={400: {"description": "refused, with the reason"}, 409: {}, 413: {}, 429: {}},
+        responses={
+            202: {"model": Submitted},
+            **refusals(
+                400, 408, 409, 413, 429, e400="not a ciphertext, unknown namespace, bad proof"
+            ),
+        },
+        openapi_extra={"requestBody": CIPHERTEXT_BODY},
     )
     async def submit(request: Request) -> Any:
         body = await _read_body(request)
@@ -74,7 +224,11 @@ def build_app(v: Validator) -> FastAPI:
     @app.post(
         "/v1/transactions/batch",
         summary="Submit many encrypted transactions: a CBOR array of ciphertext byte strings",
-        responses={400: {"description": "not a CBOR array of byte strings"}, 413: {}},
+        responses={
+            200: {"model": BatchVerdicts},
+            **refusals(400, 408, 413, e400="not a CBOR array of byte strings"),
+        },
+        openapi_extra={"requestBody": BATCH_BODY},
     )
     async def submit_batch(request: Request) -> Any:
         body = await _read_body(request, MAX_BATCH_BODY_BYTES)
@@ -91,18 +245,33 @@ def build_app(v: Validator) -> FastAPI:
             ]
         }
 
-    @app.get("/v1/transactions/{digest}", summary="Where a transaction is: pending to decrypted")
-    async def transaction(digest: str) -> Any:
+    @app.get(
+        "/v1/transactions/{digest}",
+        summary="Where a transaction is: pending to decrypted",
+        responses={200: {"model": TransactionStatus}, **refusals(400)},
+    )
+    async def transaction(digest: str = Path(pattern=HEX_DIGEST)) -> Any:
         raw = _digest(digest)
         if raw is None:
             return _error(400, f"digest must be {DIGEST_BYTES} bytes of hex")
         return v.transaction_status(raw)
 
-    @app.get("/v1/status", summary="Height, round, leader, peers, last commit age")
+    @app.get(
+        "/v1/status",
+        summary="Height, round, leader, peers, last commit age",
+        responses={200: {"model": NodeStatus}},
+    )
     async def status() -> Any:
         return v.status()
 
-    @app.get("/v1/batches/{height}", summary="The decrypted batch at a height")
+    @app.get(
+        "/v1/batches/{height}",
+        summary="The decrypted batch at a height",
+        responses={
+            200: {"model": DecryptedBatch},
+            **refusals(400, 404, e404="not decrypted yet"),
+        },
+    )
     async def batch(
         height: int = Path(ge=1, le=MAX_HEIGHT), namespace: str | None = Query(default=None)
     ) -> Any:
