@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from fastapi import FastAPI, Path, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
@@ -52,6 +53,7 @@ CACHED_BATCHES = 256  # recent (height, namespace) batches, proved and encoded
 POLICY_VIOLATION = 1008  # WebSocket close codes (RFC 6455)
 TRY_AGAIN_LATER = 1013
 CBOR = "application/cbor"
+HEX_DIGEST = "^[0-9a-fA-F]{64}$"
 CACHED_RECEIPT_BYTES = 32 * 1024 * 1024  # encoded final receipts kept (decoded copy: ~as much)
 NOT_COMMITTED = "not committed yet"
 
@@ -189,6 +191,7 @@ def add_rollup_routes(app: FastAPI, v: Validator) -> None:
     @app.get(
         "/v1/namespaces/{namespace}/batches/{height}",
         summary="A rollup's certified batch at a height, with its proof (verifiable from genesis)",
+        response_model=NamespaceBatchView,
         responses={
             200: {"content": {CBOR: {}}, "description": "JSON, or CBOR with Accept: " + CBOR},
             404: {"description": "namespace not registered, or height not certified yet"},
@@ -213,13 +216,14 @@ def add_rollup_routes(app: FastAPI, v: Validator) -> None:
         "/v1/transactions/{digest}/receipt",
         summary="A transaction's receipt: its committed block, position and commit proof, with "
         "the plaintext's inclusion proof once certified (verifiable from genesis)",
+        response_model=ReceiptView,
         responses={
             200: {"content": {CBOR: {}}, "description": "JSON, or CBOR with Accept: " + CBOR},
             400: {"description": "the digest is not 32 bytes of hex"},
             404: {"description": "not committed yet (or its commit proof is not stored yet)"},
         },
     )
-    async def transaction_receipt(request: Request, digest: str) -> Any:
+    async def transaction_receipt(request: Request, digest: str = Path(pattern=HEX_DIGEST)) -> Any:
         raw = _digest(digest)
         if raw is None:
             return _error(400, "digest must be 32 bytes of hex")
@@ -268,6 +272,50 @@ async def _stream(
             await ws.close(POLICY_VIOLATION, "slow consumer")
             return
         height += 1
+
+
+class TransactionView(BaseModel):
+    digest: str = Field(pattern=HEX_DIGEST)
+    plaintext: str | None = Field(description="hex; null when the ciphertext opened to nothing")
+
+
+class NamespaceBatchView(BaseModel):
+    """A namespace batch, readable; ``cbor`` is what a client verifies."""
+
+    height: int
+    namespace: str
+    batch_hash: str = Field(pattern=HEX_DIGEST)
+    block_hash: str = Field(pattern=HEX_DIGEST)
+    signers: list[int]
+    transactions: list[TransactionView]
+    cbor: str = Field(description="the canonical CBOR NamespaceBatch, hex")
+
+
+class DecryptedView(BaseModel):
+    namespace: str
+    plaintext: str | None
+    batch_hash: str = Field(pattern=HEX_DIGEST)
+    signers: list[int]
+
+
+class BlockRef(BaseModel):
+    height: int
+    round: int
+
+
+class ReceiptView(BaseModel):
+    """A receipt, readable; ``cbor`` is what a client verifies."""
+
+    digest: str = Field(pattern=HEX_DIGEST)
+    height: int
+    round: int
+    position: int
+    block_hash: str = Field(pattern=HEX_DIGEST)
+    signers: list[int]
+    commit_chain: list[BlockRef]
+    commit_signers: list[int]
+    decrypted: DecryptedView | None
+    cbor: str = Field(description="the canonical CBOR Receipt, hex")
 
 
 def _as_json(found: NamespaceBatch, data: bytes) -> dict[str, Any]:
