@@ -1,16 +1,33 @@
-"""Throughput and submit-to-decrypted latency of a real 4-process cluster on this machine.
+"""Throughput and latency of a real 4-process cluster on this machine, to decrypted and to rollup.
 
-    seqnet bench [--rates 25,50,100,200] [--seconds 10] [--backlog 3000]
+    seqnet bench [--rates 25,50,100,200] [--seconds 10] [--backlog 3000] [--json]
 
 Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
-until they commit, then:
+until they commit, starts a rollup follower (``ops.load.RollupFollower``: one
+client-library ``Subscription`` per namespace, WebSocket carrier, in a child
+process, reading from the last node), then:
 
 1. steady load: for each rate, transactions (pre-encrypted, so the client's
-   own crypto is not in the loop) are submitted in batches every 50 ms, spread
-   over the nodes; latency is from the submit request to the moment a client
-   polling node 0's ``/v1/batches`` sees the transaction decrypted (p50/p99);
+   own crypto is not in the loop) are submitted in batches every 50 ms, each
+   what is due at that rate so far (open loop: a slow submit makes the next
+   batch larger, not the rate lower), spread over the nodes but the last (the
+   one the rollup reads from; with one node, that one); latency is from the
+   submit request to the moment a client polling node 0's ``/v1/batches``
+   every 5 ms sees the transaction decrypted ("client"), and to the moment
+   its certified namespace batch, verified from the genesis, reaches the
+   rollup follower ("rollup"), p50/p99; the follower's CPU share (of one core)
+   is reported so that it is seen not to be the bottleneck;
 2. saturation: a backlog submitted at once, and the time until all of it is
-   decrypted.
+   decrypted (and verified at the rollup).
+
+Then the cost of certificates and proofs per batch, from real batches of the
+run: a few heights holding each rate's transactions (and the backlog's) are
+fetched from the last node as CBOR, every namespace, and split into
+certificate, proof and leaves bytes; the height's attestation vote frame is
+rebuilt from a signature of its certificate. Once the nodes are stopped,
+timeit on the same batches: building the header from the leaves and signing
+it, checking one vote, proving and encoding a namespace batch (node side),
+verifying certificate + proof (client side).
 
 Baseline, measured in the same run: the per-transaction crypto every node must
 do (ciphertext check + share + combine) on one core. ``ceiling`` = cores /
@@ -25,19 +42,36 @@ import statistics
 import tempfile
 import threading
 import time
+import timeit
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from delivery.batch import NamespaceBatch, build_namespace_batch, decode_namespace_batch
+from delivery.header import BatchCertificate, BatchHeader
+from delivery.nmt import Leaf
 from ops import health, processes
-from ops.load import Tx, Watcher, make_txs, submit_batch
+from ops.load import RollupFollower, Tx, Watcher, make_txs, submit_batch
+from p2p.framing import frame
+from sequencer_net.base import codec
 from sequencer_net.base.committee import decryption_threshold
+from sequencer_net.base.signing import Signed, SigningKey
+from sequencer_net.client.http import get_cbor
+from sequencer_net.client.subscribe import batch_path, check_batch
 from sequencer_net.node import network
-from sequencer_net.node.genesis import load_genesis
+from sequencer_net.node.batches import header_of
+from sequencer_net.node.genesis import Genesis, load_genesis
+from sequencer_net.node.wire import SHARES, BatchVote, DecryptedBatch, DecryptedTx
 
 TICK_S = 0.05
+SAMPLE_HEIGHTS = 5  # heights per load whose batches the cost table is measured on
+TIMEIT_S = 0.03  # one timeit repeat lasts about this long (best of 3 is kept)
+FOLLOW_TIMEOUT_S = 30.0  # the rollup follower must have read a batch per namespace by then
 
 
 def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
@@ -110,66 +144,247 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return lower
 
 
+def _submitters(members: list[network.Member]) -> list[network.Member]:
+    """The nodes the load is submitted to: all but the last, which the rollup reads from."""
+    return members[:-1] if len(members) > 1 else members
+
+
+def _rollup_nodes(members: list[network.Member]) -> list[str]:
+    """Where the rollup follower reads: the last node, the others only if it fails."""
+    return [members[-1].api] + [m.api for m in members[:-1]]
+
+
+def _ms(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile of sorted seconds, in ms (median for 0.5, else the nearest rank below)."""
+    if not ordered:
+        return float("nan")
+    if q == 0.5:
+        return 1000 * statistics.median(ordered)
+    return 1000 * ordered[int(q * (len(ordered) - 1))]
+
+
+def _last_height(follower: RollupFollower) -> int:
+    return max(follower.latest.values(), default=0)
+
+
 def steady(
-    members: list[network.Member], txs: list[Tx], rate: int, seconds: float
+    members: list[network.Member],
+    txs: list[Tx],
+    rate: int,
+    seconds: float,
+    follower: RollupFollower,
 ) -> dict[str, float]:
-    per_tick = max(1, round(rate * TICK_S))
+    targets = _submitters(members)
     poller = Poller(members[0])
     hist_before = node_histogram(members[0])
     sent_at: dict[bytes, float] = {}
+    heights_before, cpu_before = _last_height(follower), time.process_time()
     start = time.monotonic()
-    k, tick = 0, 0
-    while time.monotonic() - start < seconds and k < len(txs):
-        batch = txs[k : k + per_tick]
-        node = members[tick % len(members)]
-        sent = time.monotonic()
-        statuses = submit_batch(node.api, batch)
-        for tx, status in zip(batch, statuses, strict=True):
-            if status == "pending":
-                sent_at[tx.digest] = sent
-        k += len(batch)
-        tick += 1
+    k, sends = 0, 0
+    while (elapsed := time.monotonic() - start) < seconds and k < len(txs):
+        # everything due by the end of this tick: `rate` per second whatever the tick's share
+        # (50 tx/s: 2, 3, 2, 3, ...) and however long the last submit took (open loop)
+        tick = int(elapsed / TICK_S) + 1
+        batch = txs[k : round(rate * TICK_S * tick)]
+        if batch:
+            node = targets[sends % len(targets)]
+            sent = time.monotonic()
+            statuses = submit_batch(node.api, batch)
+            for tx, status in zip(batch, statuses, strict=True):
+                if status == "pending":
+                    sent_at[tx.digest] = sent
+            k, sends = k + len(batch), sends + 1
         time.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
     submitted_for = time.monotonic() - start
     deadline = time.monotonic() + 60
-    seen = poller.watcher.seen
-    while any(d not in seen for d in sent_at) and time.monotonic() < deadline:
+    seen, verified = poller.watcher.seen, follower.seen
+    while time.monotonic() < deadline and any(
+        d not in seen or (d not in verified and follower.alive) for d in sent_at
+    ):
         time.sleep(0.05)
+    done = time.monotonic()
     poller.stop()
     hist_after = node_histogram(members[0])
     latencies = sorted(seen[d][0] - t for d, t in sent_at.items() if d in seen)
+    rollup = sorted(verified[d][0] - t for d, t in sent_at.items() if d in verified)
     return {
         "rate": rate,
         "offered": len(sent_at) / submitted_for,
         "decrypted": len(latencies),
         "lost": len(sent_at) - len(latencies),
-        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+        "p50_ms": _ms(latencies, 0.5),
+        "p99_ms": _ms(latencies, 0.99),
         "node_p50_ms": 1000 * quantile(hist_before, hist_after, 0.5),
         "node_p99_ms": 1000 * quantile(hist_before, hist_after, 0.99),
+        "rollup_verified": len(rollup),
+        "rollup_p50_ms": _ms(rollup, 0.5),
+        "rollup_p99_ms": _ms(rollup, 0.99),
+        "subscriber_cpu_pct": 100 * follower.cpu_share(start, done),
+        "load_cpu_pct": 100 * (time.process_time() - cpu_before) / (done - start),
+        "heights_per_s": (_last_height(follower) - heights_before) / (done - start),
     }
 
 
-def saturation(members: list[network.Member], txs: list[Tx]) -> dict[str, float]:
+def saturation(
+    members: list[network.Member], txs: list[Tx], follower: RollupFollower
+) -> dict[str, float]:
     poller = Poller(members[0])
     watcher = poller.watcher
+    targets = _submitters(members)
+    heights_before = _last_height(follower)
     start = time.monotonic()
     for k in range(0, len(txs), 250):
-        submit_batch(members[(k // 250) % len(members)].api, txs[k : k + 250])
+        submit_batch(targets[(k // 250) % len(targets)].api, txs[k : k + 250])
     submitted = time.monotonic() - start
     digests = {tx.digest for tx in txs}
     deadline = time.monotonic() + 300
     while not digests <= watcher.seen.keys() and time.monotonic() < deadline:
         time.sleep(0.02)
-    poller.stop()
     took = time.monotonic() - start
+    poller.stop()
+    while not digests <= follower.seen.keys() and follower.alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+    verified = digests & follower.seen.keys()
     done = len(digests & watcher.seen.keys())
-    return {"backlog": len(txs), "decrypted": done, "seconds": took, "submit_s": submitted}
+    return {
+        "backlog": len(txs),
+        "decrypted": done,
+        "seconds": took,
+        "submit_s": submitted,
+        "rollup_verified": len(verified),
+        "rollup_seconds": max((follower.seen[d][0] for d in verified), default=start) - start,
+        "heights_per_s": (_last_height(follower) - heights_before) / (time.monotonic() - start),
+    }
+
+
+# ------------------------------------------------------------ cost per batch
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One namespace's certified batch at one height, as a node serves it (CBOR), decoded."""
+
+    height: int
+    namespace: str
+    data: bytes
+    batch: NamespaceBatch
+
+
+def sample_heights(follower: RollupFollower, txs: list[Tx], k: int = SAMPLE_HEIGHTS) -> list[int]:
+    """Up to ``k`` heights holding ``txs``, spread evenly over those that do."""
+    heights = sorted({follower.seen[tx.digest][1] for tx in txs if tx.digest in follower.seen})
+    if len(heights) <= k:
+        return heights
+    return sorted({heights[round(i * (len(heights) - 1) / (k - 1))] for i in range(k)})
+
+
+def fetch_served(
+    member: network.Member, genesis: Genesis, heights: list[int]
+) -> list[list[Served]]:
+    """Every namespace's batch at each height, over HTTP with ``Accept: application/cbor``."""
+    out = []
+    for height in heights:
+        row = []
+        for namespace in genesis.namespaces:
+            path = batch_path(namespace, height)
+            data = get_cbor(member.api, path, codec.MAX_MESSAGE_BYTES)
+            row.append(Served(height, namespace, data, decode_namespace_batch(data)))
+        out.append(row)
+    return out
+
+
+def per_call_s(fn: Callable[[], object]) -> float:
+    """Seconds per call of ``fn``: best of 3 timeit repeats of about ``TIMEIT_S`` each."""
+    timer = timeit.Timer(fn)
+    once = timer.timeit(1)
+    number = max(1, min(10_000, int(TIMEIT_S / max(once, 1e-7))))
+    return min(timer.repeat(3, number)) / number
+
+
+def _header_and_sign(
+    key: SigningKey, chain: str, opened: DecryptedBatch, parent: bytes
+) -> Signed[BatchHeader]:
+    """What a validator does per height before voting (storing the header aside)."""
+    return key.sign(header_of(chain, opened, parent), chain, 0)
+
+
+def _serve(cert: BatchCertificate, leaves: list[Leaf], namespace: str) -> bytes:
+    """What a node does per (height, namespace) before sending it (once: it is cached)."""
+    return codec.encode(build_namespace_batch(cert, leaves, namespace))
+
+
+def batch_costs(genesis: Genesis, heights: list[list[Served]]) -> dict[str, float]:
+    """Bytes and CPU of certificates and proofs, averaged over the served batches given.
+
+    Sizes per namespace batch (every namespace at each height, empty ones
+    included: a rollup gets one at every height). The vote is the height's
+    ``BatchVote`` frame (4-byte length prefix + CBOR, before the transport's
+    encryption), rebuilt from a signature of its certificate; each validator
+    sends n-1 of them per height. CPU: per height, the header built from all
+    its leaves (consensus order within a namespace, as ``leaves_of`` sorts
+    them) and signed, and one vote checked; per namespace batch, the node's
+    proof + encoding and the client's ``check_batch`` (decode, certificate,
+    proof).
+    """
+    committee, chain = genesis.committee(), genesis.chain_id
+    key = SigningKey(os.urandom(32))  # any ed25519 key signs at the same cost
+    n = committee.n
+    sizes: dict[str, list[int]] = {"cert": [], "proof": [], "leaves": [], "total": []}
+    cpu: dict[str, list[float]] = {"header": [], "vote": [], "serve": [], "verify": []}
+    votes, txs, rebuilt = [], [], 0
+    for served in heights:
+        cert = served[0].batch.certificate
+        header = cert.header
+        ordered = sorted(served, key=lambda s: s.namespace.encode())
+        leaves = [leaf for s in ordered for leaf in s.batch.leaves]
+        opened = DecryptedBatch(
+            header.height,
+            header.block_hash,
+            tuple(DecryptedTx(leaf.namespace, leaf.digest, leaf.plaintext) for leaf in leaves),
+            (),
+        )
+        parent = header.parent_batch_hash
+        rebuilt += header_of(chain, opened, parent) == header
+        cpu["header"].append(per_call_s(partial(_header_and_sign, key, chain, opened, parent)))
+        vote = Signed(header, *cert.signatures[0])
+        votes.append(len(frame(SHARES.encode(BatchVote(vote)))))
+        cpu["vote"].append(per_call_s(partial(vote.verify, committee)))
+        txs.append(header.leaf_count)
+        for s in served:
+            sizes["cert"].append(len(codec.encode(s.batch.certificate)))
+            sizes["proof"].append(len(codec.encode(s.batch.proof)))
+            sizes["leaves"].append(sum(len(codec.encode(leaf)) for leaf in s.batch.leaves))
+            sizes["total"].append(len(s.data))
+            cpu["serve"].append(per_call_s(partial(_serve, cert, leaves, s.namespace)))
+            verify = partial(check_batch, committee, s.namespace, s.data, s.height, None)
+            cpu["verify"].append(per_call_s(verify))
+    mean = statistics.fmean
+    nan = float("nan")
+    return {
+        "heights": len(heights),
+        "txs_per_height": mean(txs) if txs else nan,
+        "headers_rebuilt": rebuilt,
+        "cert_bytes": mean(sizes["cert"]) if heights else nan,
+        "proof_bytes": mean(sizes["proof"]) if heights else nan,
+        "leaves_bytes": mean(sizes["leaves"]) if heights else nan,
+        "batch_bytes": mean(sizes["total"]) if heights else nan,
+        "vote_frame_bytes": mean(votes) if votes else nan,
+        "votes_bytes_per_validator": (n - 1) * mean(votes) if votes else nan,
+        "header_sign_us": 1e6 * statistics.median(cpu["header"]) if heights else nan,
+        "vote_verify_us": 1e6 * statistics.median(cpu["vote"]) if heights else nan,
+        "serve_us": 1e6 * statistics.median(cpu["serve"]) if heights else nan,
+        "verify_us": 1e6 * statistics.median(cpu["verify"]) if heights else nan,
+    }
 
 
 def _decrypted(member: network.Member) -> int:
     status = health.node_status(member)
     return 0 if status is None else int(status["decrypted_height"])
+
+
+def _certified(member: network.Member) -> int:
+    status = health.node_status(member)
+    return 0 if status is None else int(status.get("certified_height", 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +396,55 @@ class BenchConfig:
     base_port: int = 27100  # below the ephemeral port range
 
 
-def run(config: BenchConfig) -> None:
-    """Start a cluster in a temp dir, measure, print a Markdown table, stop it."""
+RATE_HEADER = (
+    "| offered tx/s | decrypted | lost | client p50 ms | client p99 ms | node 0 p50 ms "
+    "| node 0 p99 ms | rollup p50 ms | rollup p99 ms | rollup verified | subscriber CPU % |"
+)
+COST_HEADER = (
+    "| load | heights/s | txs/height | certificate B | proof B | leaves B | namespace batch B "
+    "| vote frame B | votes B/height/validator | header+sign us | vote check us "
+    "| prove+encode us | client verify us |"
+)
+
+
+def _separator(header: str) -> str:
+    return "|---" * (header.count("|") - 1) + "|"
+
+
+def _rate_row(r: dict[str, float]) -> str:
+    return (
+        f"| {r['offered']:.0f} | {r['decrypted']:.0f} | {r['lost']:.0f} | {r['p50_ms']:.0f} "
+        f"| {r['p99_ms']:.0f} | {r['node_p50_ms']:.0f} | {r['node_p99_ms']:.0f} "
+        f"| {r['rollup_p50_ms']:.0f} | {r['rollup_p99_ms']:.0f} | {r['rollup_verified']:.0f} "
+        f"| {r['subscriber_cpu_pct']:.0f} |"
+    )
+
+
+def _cost_row(label: str, heights_per_s: float, c: dict[str, float]) -> str:
+    return (
+        f"| {label} | {heights_per_s:.1f} | {c['txs_per_height']:.1f} | {c['cert_bytes']:.0f} "
+        f"| {c['proof_bytes']:.0f} | {c['leaves_bytes']:.0f} | {c['batch_bytes']:.0f} "
+        f"| {c['vote_frame_bytes']:.0f} | {c['votes_bytes_per_validator']:.0f} "
+        f"| {c['header_sign_us']:.0f} | {c['vote_verify_us']:.0f} | {c['serve_us']:.0f} "
+        f"| {c['verify_us']:.0f} |"
+    )
+
+
+Samples = list[tuple[str, float, list[list[Served]]]]  # (load, heights/s, batches per height)
+
+
+def run(config: BenchConfig) -> dict[str, Any]:
+    """Start a cluster in a temp dir, measure, print Markdown tables, stop it; the results."""
     per_tx = crypto_cost_per_tx_s(config.nodes)
     cores = os.cpu_count() or 1
     ceiling = cores / (config.nodes * per_tx)
+    result: dict[str, Any] = {
+        "nodes": config.nodes,
+        "cores": cores,
+        "crypto_us_per_tx": per_tx * 1e6,
+        "ceiling_tps": ceiling,
+        "rates": [],
+    }
     print(
         f"baseline: {per_tx * 1e6:.0f} us crypto per tx per node on one core; "
         f"crypto-only ceiling for n={config.nodes} on {cores} cores: {ceiling:.0f} tx/s",
@@ -194,27 +453,72 @@ def run(config: BenchConfig) -> None:
     directory = Path(tempfile.mkdtemp(prefix="seqnet-bench-"))
     network.write_network(directory, config.nodes, base_port=config.base_port)
     procs = processes.start(directory, "warning")
+    follower: RollupFollower | None = None
+    genesis: Genesis | None = None
+    samples: Samples = []
     try:
         health.wait_until_committing(directory, procs, 60)
         members = network.members(directory)
         genesis = load_genesis(directory / "genesis.json")
+        follower = RollupFollower(
+            directory / "genesis.json",
+            genesis.namespaces,
+            _certified(members[-1]) + 1,
+            _rollup_nodes(members),
+        )
         sizes = [int(r * config.seconds) + 10 for r in config.rates]
         print(f"encrypting {sum(sizes) + config.backlog} transactions ...", flush=True)
         pool = make_txs(genesis, sum(sizes) + config.backlog, genesis.namespaces)
-        print("| offered tx/s | decrypted | lost | client p50 ms | client p99 ms "
-              "| node 0 p50 ms | node 0 p99 ms |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
+        if not follower.wait_following(genesis.namespaces, FOLLOW_TIMEOUT_S):
+            print(f"warning: the rollup follower read nothing within {FOLLOW_TIMEOUT_S:g} s")
+        print(
+            f"load submitted to {len(_submitters(members))} node(s); the rollup follower "
+            f"reads node {members[-1].index}'s {len(genesis.namespaces)} namespace streams"
+        )
+        print(RATE_HEADER)
+        print(_separator(RATE_HEADER))
+        groups: list[tuple[str, float, list[Tx]]] = []
         for rate, size in zip(config.rates, sizes, strict=True):
             txs, pool = pool[:size], pool[size:]
-            r = steady(members, txs, rate, config.seconds)
-            print(f"| {r['offered']:.0f} | {r['decrypted']} | {r['lost']} | "
-                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['node_p50_ms']:.0f} | "
-                  f"{r['node_p99_ms']:.0f} |", flush=True)  # fmt: skip
-        s = saturation(members, pool[: config.backlog])
+            r = steady(members, txs, rate, config.seconds, follower)
+            result["rates"].append(r)
+            groups.append((f"{rate} tx/s", r["heights_per_s"], txs))
+            print(_rate_row(r), flush=True)
+        s = saturation(members, pool[: config.backlog], follower)
+        result["saturation"] = s
+        groups.append(("backlog", s["heights_per_s"], pool[: config.backlog]))
         tps = s["decrypted"] / s["seconds"]
         print(f"saturation: {s['decrypted']}/{s['backlog']} decrypted in {s['seconds']:.1f} s "
               f"(submitted in {s['submit_s']:.1f} s): {tps:.0f} tx/s = "
-              f"{tps / ceiling:.2f} x the crypto-only ceiling")  # fmt: skip
+              f"{tps / ceiling:.2f} x the crypto-only ceiling; verified at the rollup: "
+              f"{s['rollup_verified']}/{s['backlog']} in {s['rollup_seconds']:.1f} s")  # fmt: skip
+        for label, per_s, txs in groups:
+            heights = sample_heights(follower, txs)
+            samples.append((label, per_s, fetch_served(members[-1], genesis, heights)))
     finally:
+        if follower is not None:
+            result["follower_exit"] = follower.stop()
         codes = processes.stop_procs(procs)
-        print(f"nodes stopped (exit codes {codes}); logs in {directory}")
+        print(f"nodes stopped (exit codes {codes}); logs in {directory}", flush=True)
+    if genesis is not None and samples:
+        result["costs"] = print_costs(genesis, samples)
+    return result
+
+
+def print_costs(genesis: Genesis, samples: Samples) -> list[dict[str, Any]]:
+    """The cost table, timed once the nodes are stopped (less noise from them); its rows."""
+    print(
+        f"\ncertificates and proofs per batch ({len(genesis.namespaces)} namespaces; up to "
+        f"{SAMPLE_HEIGHTS} heights per load, served as CBOR; bytes per namespace batch; "
+        "CPU on one core, best of 3):"
+    )
+    print(COST_HEADER)
+    print(_separator(COST_HEADER))
+    rows = []
+    for label, per_s, heights in samples:
+        costs = batch_costs(genesis, heights)
+        rows.append({"load": label, "heights_per_s": per_s, **costs})
+        print(_cost_row(label, per_s, costs), flush=True)
+        if costs["headers_rebuilt"] != costs["heights"]:
+            print(f"warning: {label}: a rebuilt header differs from the certified one")
+    return rows

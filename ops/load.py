@@ -1,20 +1,34 @@
 """A load client: encrypt transactions, submit them in batches, watch them come out decrypted.
 
 Used by the end-to-end tests and ``ops/bench``; it talks to nodes only through
-their HTTP API, like any rollup client.
+their HTTP API, like any rollup client. :class:`RollupFollower` also follows
+what a rollup receives: every namespace's certified batches through the client
+library (``Subscription``, WebSocket carrier), verified, in a child process
+(``python -m ops.load follow ...``) so that its verification has its own GIL
+and its CPU time can be told apart from the load generator's.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import cbor2
 
 from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import ClientError, get_json, post
-from sequencer_net.node.genesis import Genesis
+from sequencer_net.node.genesis import Genesis, load_genesis
+
+CPU_SAMPLE_S = 0.25  # the follower reports its CPU time this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +86,138 @@ class Watcher:
                 self.seen.setdefault(bytes.fromhex(digest), (now, batch["height"], raw))
             self.next_height += 1
             read += 1
+
+
+class RollupFollower:
+    """Every namespace's verified batches from ``from_height`` on, noting when each digest arrived.
+
+    One ``Subscription`` per namespace (WebSocket carrier; ``nodes[0]`` first,
+    the others only if it fails), all in one child process. ``seen`` maps each
+    transaction digest to (``time.monotonic()`` when its ``VerifiedBatch`` was
+    handed to the reader, height): the clock is system-wide, so it compares
+    with submit times taken here. ``latest`` is the last height read per
+    namespace. The child exits when its stdin closes (:meth:`stop`, or this
+    process dying).
+    """
+
+    def __init__(
+        self, genesis_path: Path, namespaces: Sequence[str], from_height: int, nodes: Sequence[str]
+    ) -> None:
+        self.seen: dict[bytes, tuple[float, int]] = {}
+        self.latest: dict[str, int] = {}
+        self._cpu_t: list[float] = []  # when each CPU sample was taken (monotonic)
+        self._cpu_s: list[float] = []  # the child's CPU seconds (user + system) then
+        command = [sys.executable, "-m", "ops.load", "follow", str(genesis_path)]
+        command += [str(from_height), ",".join(nodes), *namespaces]
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            message = json.loads(line)
+            if "cpu" in message:
+                self._cpu_t.append(message["t"])
+                self._cpu_s.append(message["cpu"])
+                continue
+            arrived, height = message["t"], message["h"]
+            for digest in message["d"]:
+                self.seen.setdefault(bytes.fromhex(digest), (arrived, height))
+            self.latest[message["ns"]] = height
+
+    def wait_following(self, namespaces: Iterable[str], timeout_s: float) -> bool:
+        """Whether every namespace's stream delivered a batch within ``timeout_s``."""
+        wanted = set(namespaces)
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= self.latest.keys():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return True
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child still runs (if not, nothing more will arrive: do not wait for it)."""
+        return self.proc.poll() is None
+
+    def cpu_seconds(self, at: float) -> tuple[float, float]:
+        """(when, CPU seconds) of the child's last CPU sample taken no later than ``at``."""
+        k = bisect.bisect_right(self._cpu_t, at) - 1
+        if k < 0:
+            return at, 0.0
+        return self._cpu_t[k], self._cpu_s[k]
+
+    def cpu_share(self, start: float, end: float) -> float:
+        """The child's CPU time between two moments, as a fraction of one core."""
+        t0, c0 = self.cpu_seconds(start)
+        t1, c1 = self.cpu_seconds(end)
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")
+
+    def stop(self) -> int | None:
+        """Close the child's stdin and wait for it (terminate it if it lingers); its exit code."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            code = self.proc.wait()
+        self._reader.join(timeout=5)
+        return code
+
+
+async def _follow(
+    genesis: Genesis, namespaces: Sequence[str], start: int, nodes: list[str]
+) -> None:
+    """(child) One Subscription per namespace; a JSON line per verified batch and CPU sample."""
+    import trio
+
+    from sequencer_net.client.subscribe import Subscription
+
+    def emit(message: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    async def follow(namespace: str) -> None:
+        sub = Subscription(genesis, namespace, start, nodes, carrier="websocket")
+        async with sub.batches() as batches:
+            async for batch in batches:
+                arrived = time.monotonic()
+                digests = [leaf.digest.hex() for leaf in batch.leaves]
+                emit({"ns": namespace, "h": batch.height, "t": arrived, "d": digests})
+
+    async def sample_cpu() -> None:
+        while True:
+            emit({"t": time.monotonic(), "cpu": time.process_time()})
+            await trio.sleep(CPU_SAMPLE_S)
+
+    async def until_stdin_closes(done: trio.CancelScope) -> None:
+        stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+        while await stdin.receive_some():
+            pass
+        done.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(until_stdin_closes, nursery.cancel_scope)
+        nursery.start_soon(sample_cpu)
+        for namespace in namespaces:
+            nursery.start_soon(follow, namespace)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m ops.load follow GENESIS FROM_HEIGHT NODE[,NODE...] NAMESPACE...``."""
+    if len(argv) < 5 or argv[0] != "follow":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    import trio
+
+    genesis = load_genesis(Path(argv[1]))
+    trio.run(_follow, genesis, argv[4:], int(argv[2]), argv[3].split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

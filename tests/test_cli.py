@@ -202,11 +202,35 @@ def test_cluster_and_submit_failures_are_one_clear_line(tmp_path: pathlib.Path) 
 def test_bench_measures_a_real_cluster_and_loses_nothing() -> None:
     from tests.cluster import free_base_port
 
+    def table(first_column: str) -> list[dict[str, str]]:
+        """The rows of the Markdown table whose header starts with ``first_column``."""
+        start = next(k for k, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
+        names = [cell.strip() for cell in lines[start].strip("|").split("|")]
+        rows = []
+        for line in lines[start + 2 :]:
+            if not line.startswith("| "):
+                break
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows.append(dict(zip(names, cells, strict=True)))
+        return rows
+
     base = free_base_port(4, (0, 1000, 2000))
-    args = ["bench", "--rates", "20", "--seconds", "2", "--backlog", "100"]
+    args = ["bench", "--rates", "20,40", "--seconds", "2", "--backlog", "100"]
     result = seqnet(*args, "--base-port", str(base), timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
-    row = next(line for line in result.stdout.splitlines() if line.startswith("| 20 |"))
-    assert row.split("|")[3].strip() == "0"  # lost
+    lines = result.stdout.splitlines()
+    rates = table("offered tx/s")
+    assert len(rates) == 2, result.stdout
+    for row in rates:
+        assert row["lost"] == "0", row
+        assert row["rollup verified"] == row["decrypted"], row  # every one reached the rollup
+        for column in ("client p50 ms", "rollup p50 ms", "rollup p99 ms", "subscriber CPU %"):
+            assert row[column].isdigit(), (column, row)  # measured (not nan), whatever its value
     assert "saturation: 100/100 decrypted" in result.stdout
+    assert "verified at the rollup: 100/100" in result.stdout
     assert "exit codes [0, 0, 0, 0]" in result.stdout
+    costs = table("load")
+    assert [row["load"] for row in costs] == ["20 tx/s", "40 tx/s", "backlog"], result.stdout
+    for row in costs:
+        for column in ("certificate B", "proof B", "header+sign us", "client verify us"):
+            assert row[column].isdigit(), (column, row)
