@@ -11,7 +11,7 @@ built from the certificate and the same leaves.
 from __future__ import annotations
 
 from delivery.batch import NamespaceBatch, build_namespace_batch
-from delivery.header import BatchHeader
+from delivery.header import BatchCertificate, BatchHeader
 from delivery.nmt import Leaf, namespace_root, tree_order
 from sequencer_net.node.storage import Store
 from sequencer_net.node.wire import DecryptedBatch
@@ -37,10 +37,16 @@ def header_of(chain_id: str, batch: DecryptedBatch, parent_batch_hash: bytes) ->
     )
 
 
-def namespace_batch(store: Store, height: int, namespace: str) -> NamespaceBatch | None:
-    """A namespace's certified slice of ``height``; None until that height is certified here."""
+def certified_leaves(store: Store, height: int) -> tuple[BatchCertificate, list[Leaf]] | None:
+    """The certificate of ``height`` and its leaves in tree order; None until it is certified."""
     cert = store.batch_certificate(height)
     batch = store.batch(height) if cert is not None else None
     if cert is None or batch is None:
         return None
-    return build_namespace_batch(cert, leaves_of(batch), namespace)
+    return cert, leaves_of(batch)
+
+
+def namespace_batch(store: Store, height: int, namespace: str) -> NamespaceBatch | None:
+    """A namespace's certified slice of ``height``; None until that height is certified here."""
+    found = certified_leaves(store, height)
+    return None if found is None else build_namespace_batch(*found, namespace)

@@ -40,7 +40,7 @@ from delivery.header import BatchCertificate, batch_hash
 from delivery.nmt import Leaf, prove_leaf
 from delivery.receipt import MAX_COMMIT_CHAIN, Inclusion, Receipt, commit_proof
 from sequencer_net.base import codec
-from sequencer_net.node.batches import leaves_of
+from sequencer_net.node.batches import certified_leaves
 
 if TYPE_CHECKING:
     from sequencer_net.node.validator import Validator
@@ -82,7 +82,7 @@ class CertifiedBatches:
         return found
 
     def _build(self, height: int, namespace: str) -> tuple[NamespaceBatch, bytes] | None:
-        tree = self._tree(height)
+        tree = self.tree(height)
         if tree is None:
             return None
         batch = build_namespace_batch(tree[0], tree[1], namespace)
@@ -91,17 +91,14 @@ class CertifiedBatches:
             _remember(self._served, (height, namespace), found, CACHED_BATCHES)
         return found
 
-    def _tree(self, height: int) -> tuple[BatchCertificate, list[Leaf]] | None:
+    def tree(self, height: int) -> tuple[BatchCertificate, list[Leaf]] | None:
         with self._lock:
             tree = self._trees.get(height)
         if tree is not None:
             return tree
-        reader = self._v.reader
-        cert = reader.batch_certificate(height)
-        batch = reader.batch(height) if cert is not None else None
-        if cert is None or batch is None:
+        tree = certified_leaves(self._v.reader, height)
+        if tree is None:
             return None
-        tree = cert, leaves_of(batch)
         with self._lock:
             _remember(self._trees, height, tree, CACHED_HEIGHTS)
         return tree
@@ -166,7 +163,7 @@ class Receipts:
                 self._cached_bytes -= len(data)
 
     def _inclusion(self, height: int, digest: bytes) -> Inclusion | None:
-        tree = self._batches._tree(height)  # shared with the namespace batches of that height
+        tree = self._batches.tree(height)  # shared with the namespace batches of that height
         if tree is None:
             return None
         cert, leaves = tree
