@@ -11,13 +11,19 @@ genesis is reset and counted; a validator's stream is read as length-prefixed
 frames and each frame is handed to ``on_frame(protocol, sender_index, bytes)``.
 The same holds for the other validator-to-validator protocols (transactions,
 decryption shares). Outbound, one persistent stream per peer and protocol is
-opened lazily and reused. ``/seqnet/sync/1`` is request/response (one frame
-each way on a fresh stream) and open to any peer, a few at a time. Frames are
-opaque here: decoding and validation belong to the node.
+opened lazily and reused. ``/seqnet/sync/1`` and ``/seqnet/batch-fetch/1``
+are request/response (one frame each way on a fresh stream), open to any
+peer, a few at a time. Frames are opaque here: decoding and validation belong
+to the node.
 
-Every stream, in both directions and on every protocol, starts with the
+The host also runs GossipSub (``p2p.gossip``), on which a validator publishes
+rollups' batches to whoever subscribed; it subscribes to nothing itself.
+
+Every stream of our own protocols, in both directions, starts with the
 genesis hello (``p2p.hello``): a peer whose genesis digest differs is reset
-before any frame and counted as ``genesis-mismatch``. Inbound connections are
+before any frame and counted as ``genesis-mismatch``. The batch fetch is the
+exception: it is meant for any libp2p program, which verifies what it gets
+against its own genesis anyway. Inbound connections are
 admitted by ``p2p.slots``: validators always find room, outsiders and
 connections still in the handshake cannot crowd them out, and a failed dial
 never keeps a validator away (py-libp2p's negative cache is lifted first).
@@ -27,8 +33,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import multiaddr
@@ -44,6 +50,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from p2p.framing import FrameError, FrameReader, frame
+from p2p.gossip import Gossip, MessageId, content_id
 from p2p.hello import GenesisMismatch, committee_id, exchange_hello, hello_frame
 from p2p.slots import InboundSlots, forget_failed_dial
 
@@ -52,8 +59,9 @@ TX_PROTOCOL = TProtocol("/seqnet/tx/1")
 SHARES_PROTOCOL = TProtocol("/seqnet/shares/1")
 SYNC_PROTOCOL = TProtocol("/seqnet/sync/1")
 VALIDATOR_PROTOCOLS = (CONSENSUS_PROTOCOL, TX_PROTOCOL, SHARES_PROTOCOL)
-MAX_SYNC_SERVING = 4  # concurrent sync requests served; more wait
-SYNC_TIMEOUT_S = 10.0
+FETCH_PROTOCOL = TProtocol("/seqnet/batch-fetch/1")
+MAX_SERVING = 4  # concurrent requests served per request/response protocol; more wait
+REQUEST_TIMEOUT_S = 10.0
 log = logging.getLogger("seqnet.p2p")
 
 OnFrame = Callable[[str, int, bytes], Awaitable[None]]
@@ -87,6 +95,18 @@ def connection_limits() -> ConnectionConfig:
     )
 
 
+def noise_host(seed: bytes, listen: str) -> Any:
+    """A py-libp2p host named by the ed25519 ``seed`` that speaks only Noise (never plaintext)."""
+    key_pair = create_new_key_pair(seed)
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        connection_config=connection_limits(),
+        listen_addrs=[multiaddr.Multiaddr(listen)],
+    )
+
+
 class ValidatorHost:
     """One validator's host; ``peers[i]`` is validator i's (peer id, multiaddr)."""
 
@@ -102,17 +122,15 @@ class ValidatorHost:
         on_ignore: Callable[[str, str], None] | None = None,
         genesis_id: bytes | None = None,
         on_shed: Callable[[str], None] = lambda reason: None,
+        serve_fetch: ServeRequest | None = None,
+        gossip_id: MessageId = content_id,
     ) -> None:
         """``genesis_id``: the genesis digest peers must share; by default the peer ids'.
-        ``on_shed``: an inbound connection was closed to keep room (see ``p2p.slots``)."""
-        key_pair = create_new_key_pair(seed)
-        noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-        self.host = new_host(
-            key_pair=key_pair,
-            sec_opt={NOISE_PROTOCOL_ID: noise},  # Noise only: never plaintext
-            connection_config=connection_limits(),
-            listen_addrs=[multiaddr.Multiaddr(listen)],
-        )
+        ``on_shed``: an inbound connection was closed to keep room (see ``p2p.slots``).
+        ``serve_fetch``: answers ``/seqnet/batch-fetch/1`` requests, from any peer.
+        ``gossip_id``: names a gossiped message (``p2p.gossip``)."""
+        self.host = noise_host(seed, listen)
+        self.gossip = Gossip(self.host, gossip_id)
         self.me, self._on_frame, self._listen = me, on_frame, listen
         self._genesis_id = genesis_id
         self.set_peers(peers)
@@ -123,14 +141,20 @@ class ValidatorHost:
         for protocol in VALIDATOR_PROTOCOLS:
             self.host.set_stream_handler(protocol, self._acceptor(protocol))
         self._serve_sync, self._on_reject, self._on_ignore = serve_sync, on_reject, on_ignore
-        self._sync_slots = trio.Semaphore(MAX_SYNC_SERVING)
-        self.host.set_stream_handler(SYNC_PROTOCOL, self._answer_sync)
+        self.host.set_stream_handler(
+            SYNC_PROTOCOL, self._answerer(SYNC_PROTOCOL, serve_sync, greet=True)
+        )
+        self.host.set_stream_handler(
+            FETCH_PROTOCOL, self._answerer(FETCH_PROTOCOL, serve_fetch, greet=False)
+        )
         self.slots = InboundSlots(self.host.get_network(), self._is_validator, on_shed=on_shed)
         self.slots.install()
 
-    def running(self) -> AbstractAsyncContextManager[None]:
-        """Listen while the block runs; cancel it to stop."""
-        return self.host.run([multiaddr.Multiaddr(self._listen)])
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Gossip and listen while the block runs; cancel it to stop."""
+        async with self.gossip.running(), self.host.run([multiaddr.Multiaddr(self._listen)]):
+            yield
 
     def set_peers(self, peers: Sequence[tuple[str, str]]) -> None:
         """Validator i's (peer id, multiaddr): from genesis, or once test hosts listen."""
@@ -202,26 +226,36 @@ class ValidatorHost:
             return False
         return True
 
-    async def _answer_sync(self, stream: Any) -> None:
-        """One request frame in, one response frame out (any peer, a few at a time)."""
-        if self._serve_sync is None:
-            await stream.reset()
-            return
-        async with self._sync_slots:
-            try:
-                with trio.fail_after(SYNC_TIMEOUT_S):
-                    reader = FrameReader(stream)
-                    if not await self._greet(SYNC_PROTOCOL, stream, reader):
-                        return
-                    request = await reader.next()
-                    answer = None if request is None else await self._serve_sync(request)
-                    if answer is not None:
-                        await stream.write(frame(answer))
-                await stream.close()
-            except Exception as exc:  # framing, timeout, reset: the requester retries elsewhere
-                self._ignore(SYNC_PROTOCOL, "sync-request")
-                log.info("sync request failed: %s", exc)
-                await _quietly_reset(stream)
+    def _answerer(
+        self, protocol: str, serve: ServeRequest | None, *, greet: bool
+    ) -> Callable[[Any], Awaitable[None]]:
+        """A handler of one request frame in, one answer frame out; a few at a time."""
+        slots = trio.Semaphore(MAX_SERVING)
+
+        async def answer(stream: Any) -> None:
+            if serve is None:
+                await stream.reset()
+                return
+            async with slots:
+                await self._answer(protocol, serve, greet, stream)
+
+        return answer
+
+    async def _answer(self, protocol: str, serve: ServeRequest, greet: bool, stream: Any) -> None:
+        try:
+            with trio.fail_after(REQUEST_TIMEOUT_S):
+                reader = FrameReader(stream)
+                if greet and not await self._greet(protocol, stream, reader):
+                    return
+                request = await reader.next()
+                answer = None if request is None else await serve(request)
+                if answer is not None:
+                    await stream.write(frame(answer))
+            await stream.close()
+        except Exception as exc:  # framing, timeout, reset: the requester retries elsewhere
+            self._ignore(protocol, "request-failed")
+            log.info("%s request failed: %s", protocol, exc)
+            await _quietly_reset(stream)
 
     # ------------------------------------------------------------ outbound
 
@@ -242,7 +276,7 @@ class ValidatorHost:
     async def request(self, to: int, payload: bytes) -> bytes | None:
         """A sync request to validator ``to``: its one-frame answer, or None on any failure."""
         try:
-            with trio.fail_after(SYNC_TIMEOUT_S):
+            with trio.fail_after(REQUEST_TIMEOUT_S):
                 stream = await self._new_stream(to, SYNC_PROTOCOL)
                 reader = FrameReader(stream)
                 if not await self._greet(SYNC_PROTOCOL, stream, reader):

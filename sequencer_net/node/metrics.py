@@ -124,7 +124,8 @@ class NodeMetrics:
         self.served = Counter(
             "seqnet_requests_served",
             "Requests from peers answered, by kind "
-            "(sync: blocks; shares: a share batch; certificates: a batch certificate)",
+            "(sync: blocks; shares: a share batch; certificates: a batch certificate; "
+            "batch-fetch: a rollup's missed heights)",
             ["kind"],
             registry=r,
         )
@@ -133,6 +134,18 @@ class NodeMetrics:
             "Inbound connections closed to keep room for validators, by reason "
             "(evicted: silent in the handshake; outsider-full: outsider slots taken)",
             ["reason"],
+            registry=r,
+        )
+        self.gossip_published = Counter(
+            "seqnet_gossip_batches_published",
+            "Namespace batches offered on gossip topics someone follows, by outcome "
+            "(yes; given-up: too large, or subscribers' queues stayed full)",
+            ["outcome"],
+            registry=r,
+        )
+        self.gossip_skipped = Counter(
+            "seqnet_gossip_heights_skipped",
+            "Certified heights not published because gossip fell behind (subscribers fetch them)",
             registry=r,
         )
         self.up.set(1)

@@ -35,12 +35,12 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
-from delivery.batch import NamespaceBatch, build_namespace_batch
-from delivery.header import BatchCertificate, batch_hash
-from delivery.nmt import Leaf, prove_leaf
+from delivery.batch import NamespaceBatch
+from delivery.header import batch_hash
+from delivery.nmt import prove_leaf
 from delivery.receipt import MAX_COMMIT_CHAIN, Inclusion, Receipt, commit_proof
 from sequencer_net.base import codec
-from sequencer_net.node.batches import certified_leaves
+from sequencer_net.node.batches import CertifiedBatches
 
 if TYPE_CHECKING:
     from sequencer_net.node.validator import Validator
@@ -48,60 +48,12 @@ if TYPE_CHECKING:
 MAX_HEIGHT = 2**63 - 1
 MAX_STREAMS = 64  # concurrent WebSocket streams per node
 SEND_TIMEOUT_S = 10.0  # a consumer that takes longer for one message is closed
-CACHED_HEIGHTS = 64  # recent heights' trees, shared by every reader
-CACHED_BATCHES = 256  # recent (height, namespace) batches, proved and encoded
 POLICY_VIOLATION = 1008  # WebSocket close codes (RFC 6455)
 TRY_AGAIN_LATER = 1013
 CBOR = "application/cbor"
 HEX_DIGEST = "^[0-9a-fA-F]{64}$"
 CACHED_RECEIPT_BYTES = 32 * 1024 * 1024  # encoded final receipts kept (decoded copy: ~as much)
 NOT_COMMITTED = "not committed yet"
-
-
-class CertifiedBatches:
-    """Namespace batches of certified heights, built off the event loop and cached.
-
-    Every subscriber of a namespace reads the same recent heights, so each
-    (height, namespace) batch is proved and encoded once, in a worker thread
-    (a proof over a large batch takes a good fraction of a second), and the
-    tree of a height (its leaves in tree order) is shared by its namespaces.
-    """
-
-    def __init__(self, validator: Validator) -> None:
-        self._v = validator
-        self._trees: OrderedDict[int, tuple[BatchCertificate, list[Leaf]]] = OrderedDict()
-        self._served: OrderedDict[tuple[int, str], tuple[NamespaceBatch, bytes]] = OrderedDict()
-        self._lock = threading.Lock()  # the caches are shared by worker threads
-
-    async def get(self, height: int, namespace: str) -> tuple[NamespaceBatch, bytes] | None:
-        """The namespace's batch at ``height`` and its bytes; None until it is certified."""
-        with self._lock:
-            found = self._served.get((height, namespace))
-        if found is None:
-            found = await trio.to_thread.run_sync(self._build, height, namespace)
-        return found
-
-    def _build(self, height: int, namespace: str) -> tuple[NamespaceBatch, bytes] | None:
-        tree = self.tree(height)
-        if tree is None:
-            return None
-        batch = build_namespace_batch(tree[0], tree[1], namespace)
-        found = batch, codec.encode(batch)
-        with self._lock:
-            _remember(self._served, (height, namespace), found, CACHED_BATCHES)
-        return found
-
-    def tree(self, height: int) -> tuple[BatchCertificate, list[Leaf]] | None:
-        with self._lock:
-            tree = self._trees.get(height)
-        if tree is not None:
-            return tree
-        tree = certified_leaves(self._v.reader, height)
-        if tree is None:
-            return None
-        with self._lock:
-            _remember(self._trees, height, tree, CACHED_HEIGHTS)
-        return tree
 
 
 class Receipts:
@@ -173,15 +125,9 @@ class Receipts:
         return Inclusion(cert, leaves[index], prove_leaf(leaves, index))
 
 
-def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
-    cache[key] = value
-    while len(cache) > size:
-        cache.popitem(last=False)
-
-
 def add_rollup_routes(app: FastAPI, v: Validator) -> None:
     """Register the rollup endpoints on the node's API."""
-    batches = CertifiedBatches(v)
+    batches = v.batches
     receipts = Receipts(v, batches)
     streams = trio.Semaphore(MAX_STREAMS)
 

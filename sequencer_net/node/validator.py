@@ -28,6 +28,7 @@ from typing import Any
 
 import trio
 
+from delivery.gossip import message_id
 from mev import kem
 from mev.committed import is_well_formed
 from mev.decryptor import Decryptor
@@ -45,6 +46,7 @@ from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.attestation import Attestation
+from sequencer_net.node.batches import CertifiedBatches
 from sequencer_net.node.catchup import CatchUp, SyncServer
 from sequencer_net.node.config import HEARTBEAT_MS
 from sequencer_net.node.decryption import DecryptionService, read_payload
@@ -54,6 +56,7 @@ from sequencer_net.node.genesis import digest as genesis_digest
 from sequencer_net.node.ingress import TxIngress, now_ms
 from sequencer_net.node.logs import event
 from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.publisher import BatchPublisher
 from sequencer_net.node.storage import StorageError, Store
 from sequencer_net.node.wire import DecryptedBatch
 
@@ -96,6 +99,8 @@ class Validator:
             on_shed=lambda reason: self.metrics.shed.labels(reason).inc(),
             on_reject=lambda protocol, why: self.metrics.reject(_short(protocol), why),
             on_ignore=lambda protocol, why: self.metrics.ignore(_short(protocol), why),
+            serve_fetch=lambda request: self.publisher.answer(request),
+            gossip_id=message_id,
         )
         self.outboxes = Outboxes(
             self.peers,
@@ -137,6 +142,15 @@ class Validator:
             self._decrypted,
             self._payload_of,
             on_attestation=self.attestation.on_message,
+        )
+        self.batches = CertifiedBatches(self.reader)  # shared by the API and the publisher
+        self.publisher = BatchPublisher(
+            self.host.gossip,
+            self.batches,
+            genesis.namespaces,
+            lambda: self.certified_height,
+            self.wait_certified,
+            self.metrics,
         )
         self.driver: ConsensusDriver | None = None
         self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
@@ -186,6 +200,7 @@ class Validator:
             await nursery.start(self._run_consensus)
             nursery.start_soon(self.decryption.run)
             nursery.start_soon(self.attestation.run)
+            nursery.start_soon(self.publisher.run)
             nursery.start_soon(self._heartbeat)
             task_status.started()
 
