@@ -33,6 +33,11 @@ root); and each header must extend the one before (its parent batch hash). A
 node that serves anything else is named on stderr and not asked again; a node
 that is down, closes or falls silent is replaced by the next one, from the
 height still needed. Exits 2 if no honest-looking node is left, 0 on Ctrl-C.
+
+With --carrier gossip it runs its own libp2p peer (not a validator): it dials
+the genesis validators (or --peer), follows the rollup's GossipSub topic
+/seqnet/batches/ROLLUP/1, asks a validator for any height gossip missed, and
+with --listen relays the topic to other subscribers that dial it.
 """
 
 
@@ -57,9 +62,22 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--count", type=positive, default=None, help="stop after N batches")
     p.add_argument(
         "--carrier",
-        choices=["websocket", "http"],
+        choices=["websocket", "http", "gossip"],
         default="websocket",
-        help="the node's stream (websocket, default) or polling GET (http)",
+        help="the node's stream (websocket, default), polling GET (http), or libp2p gossip",
+    )
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=None,
+        metavar="MULTIADDR",
+        help="gossip: a peer to dial (…/p2p/ID), repeatable (default: the genesis validators)",
+    )
+    p.add_argument(
+        "--listen",
+        default=None,
+        metavar="MULTIADDR",
+        help="gossip: accept other subscribers here and relay to them (e.g. /ip4/0.0.0.0/tcp/7400)",
     )
     p.set_defaults(func=run)
 
@@ -67,6 +85,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import trio
 
+    from sequencer_net.client.gossip import GossipOptions
     from sequencer_net.client.http import ClientError
     from sequencer_net.client.subscribe import Subscription
     from sequencer_net.node.genesis import GenesisError, load_genesis
@@ -74,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         genesis = load_genesis(args.genesis or args.dir / "genesis.json")
-        nodes = args.node or [member.api for member in members(args.dir)]
-        sub = Subscription(genesis, args.rollup, args.from_height, nodes, carrier=args.carrier)
+        gossip = args.carrier == "gossip"
+        nodes = args.node or ([] if gossip else [member.api for member in members(args.dir)])
+        options = GossipOptions(peers=args.peer, listen=args.listen)
+        sub = Subscription(
+            genesis, args.rollup, args.from_height, nodes, carrier=args.carrier, gossip=options
+        )
     except (ValueError, NetworkFilesError, GenesisError) as exc:
         raise CliError(str(exc)) from None
     try:
@@ -93,11 +116,20 @@ def run(args: argparse.Namespace) -> int:
 async def _print_batches(sub: Subscription, count: int | None, as_json: bool) -> None:
     printed = 0
     async with sub.batches() as batches:
+        if sub.gossip is not None:
+            await _announce(sub)
         async for batch in batches:
             print(json.dumps(as_record(batch)) if as_json else as_line(batch), flush=True)
             printed += 1
             if printed == count:
                 return
+
+
+async def _announce(sub: Subscription) -> None:
+    """Say on stderr where this subscriber's libp2p peer listens (for relays)."""
+    assert sub.gossip is not None
+    await sub.gossip.peer.listening.wait()
+    print(f"gossip peer {sub.gossip.peer.address}", file=sys.stderr, flush=True)
 
 
 def as_line(batch: VerifiedBatch) -> str:

@@ -16,15 +16,19 @@ backoff. A node that serves anything that does not verify is recorded in
 ``bad_nodes`` with the reason and not used again; when no node is left the
 subscription raises :class:`ClientError` naming them all.
 
-Two carriers: ``websocket`` (``/v1/namespaces/{ns}/stream?from=H``, the node
-pushes every height) and ``http`` (``GET /v1/namespaces/{ns}/batches/{h}``,
-polled). :func:`fetch_batch` is the one-shot form of the second.
+Three carriers: ``websocket`` (``/v1/namespaces/{ns}/stream?from=H``, the node
+pushes every height), ``http`` (``GET /v1/namespaces/{ns}/batches/{h}``,
+polled; :func:`fetch_batch` is its one-shot form) and ``gossip`` (the
+namespace's libp2p topic, missed heights fetched from validators:
+``sequencer_net.client.gossip``). ``delivered`` counts the heights handed on
+by how they came.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.parse
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
@@ -32,17 +36,23 @@ from typing import Any, Literal
 import trio
 import trio_websocket
 
-from delivery.batch import VerifiedBatch, decode_namespace_batch, verify_namespace_batch
+from delivery.batch import (
+    NamespaceBatch,
+    VerifiedBatch,
+    decode_namespace_batch,
+    verify_namespace_batch,
+)
 from delivery.header import Unverified, genesis_batch_hash
 from sequencer_net.base import codec
 from sequencer_net.base.committee import Committee
+from sequencer_net.client.gossip import GossipCarrier, GossipOptions
 from sequencer_net.client.http import ClientError, get_cbor
 from sequencer_net.node.genesis import Genesis
 
 log = logging.getLogger("seqnet.subscribe")
 
-Carrier = Literal["websocket", "http"]
-CARRIERS: tuple[Carrier, ...] = ("websocket", "http")
+Carrier = Literal["websocket", "http", "gossip"]
+CARRIERS: tuple[Carrier, ...] = ("websocket", "http", "gossip")
 STALL_S = 10.0  # a node that sends no new height for this long: resume on another
 BACKOFF_S = (0.1, 2.0)  # first and longest pause after a failed attempt (doubling)
 POLL_S = 0.2  # http carrier: between requests for a height not certified yet
@@ -61,7 +71,11 @@ def batch_path(namespace: str, height: int) -> str:
 
 
 def check_batch(
-    committee: Committee, namespace: str, data: bytes, height: int, parent: bytes | None
+    committee: Committee,
+    namespace: str,
+    data: bytes | NamespaceBatch,
+    height: int,
+    parent: bytes | None,
 ) -> VerifiedBatch:
     """``data`` verified as ``namespace``'s batch at ``height``, extending ``parent`` if known.
 
@@ -69,7 +83,7 @@ def check_batch(
     height, ``broken-chain`` if the header's parent is not ``parent``, or
     whatever ``verify_namespace_batch`` finds.
     """
-    batch = decode_namespace_batch(data)
+    batch = decode_namespace_batch(data) if isinstance(data, bytes) else data
     served = batch.certificate.header.height
     if served != height:
         raise Unverified("out-of-order", f"height {served} where {height} was due")
@@ -111,13 +125,15 @@ class Subscription:
         *,
         carrier: Carrier = "websocket",
         stall_s: float = STALL_S,
+        gossip: GossipOptions | None = None,
     ) -> None:
+        """``nodes``: API addresses (host:port), needed by every carrier but gossip."""
         if namespace not in genesis.namespaces:
             registered = ", ".join(genesis.namespaces)
             raise ValueError(f"rollup {namespace!r} is not registered (registered: {registered})")
         if from_height < 1:
             raise ValueError(f"heights start at 1, not {from_height}")
-        if not nodes:
+        if not nodes and carrier != "gossip":
             raise ValueError("no node to subscribe to")
         for node in nodes:
             _host_port(node)  # ValueError now rather than a retry forever
@@ -132,7 +148,10 @@ class Subscription:
         self.next_height = from_height
         self.parent = genesis_batch_hash(genesis.chain_id) if from_height == 1 else None
         self.bad_nodes: dict[str, str] = {}
+        self.delivered: Counter[str] = Counter()  # heights handed on, by how they came
         self._turn = 0
+        options = gossip or GossipOptions()
+        self.gossip = GossipCarrier(self, options) if carrier == "gossip" else None
 
     @asynccontextmanager
     async def batches(self) -> AsyncIterator[trio.MemoryReceiveChannel[VerifiedBatch]]:
@@ -152,26 +171,34 @@ class Subscription:
                 raise group.exceptions[0] from None
             raise
 
-    def accept(self, node: str, data: bytes | str) -> VerifiedBatch | None:
+    def accept(self, node: str, data: bytes | str | NamespaceBatch) -> VerifiedBatch | None:
         """The batch due next if ``data`` is it; else None, with ``node`` marked bad."""
         try:
             if isinstance(data, str):
                 raise Unverified("decode", "a text message")
             batch = check_batch(self.committee, self.namespace, data, self.next_height, self.parent)
         except Unverified as exc:
-            self.bad_nodes[node] = exc.reason
-            log.warning(
-                "%s served something that does not verify at height %d (%s); not using it again",
-                node,
-                self.next_height,
-                exc,
-                extra={"fields": {"node": node, "height": self.next_height, "reason": exc.reason}},
-            )
+            self.condemn(node, exc)
             return None
         return batch
 
-    async def _hand_on(
-        self, batch: VerifiedBatch, send: trio.MemorySendChannel[VerifiedBatch]
+    def condemn(self, node: str, exc: Unverified) -> None:
+        """Record that ``node`` served something that does not verify: it is not used again."""
+        self.bad_nodes[node] = exc.reason
+        log.warning(
+            "%s served something that does not verify at height %d (%s); not using it again",
+            node,
+            self.next_height,
+            exc,
+            extra={"fields": {"node": node, "height": self.next_height, "reason": exc.reason}},
+        )
+
+    def extends(self, batch: VerifiedBatch) -> bool:
+        """Whether a verified batch of the height due extends the last one handed on."""
+        return self.parent is None or batch.header.parent_batch_hash == self.parent
+
+    async def hand_on(
+        self, batch: VerifiedBatch, send: trio.MemorySendChannel[VerifiedBatch], via: str
     ) -> None:
         """Give ``batch`` to the reader; only once it has it is the next height due.
 
@@ -180,6 +207,7 @@ class Subscription:
         last batch the reader took.
         """
         await send.send(batch)
+        self.delivered[via] += 1
         self.next_height = batch.height + 1
         self.parent = batch.batch_hash
 
@@ -190,14 +218,20 @@ class Subscription:
             self._turn += 1
             if node not in self.bad_nodes:
                 return node
+        raise self.no_node_left()
+
+    def no_node_left(self) -> ClientError:
+        """The error that ends a subscription once every node served something unverified."""
         bad = ", ".join(f"{node} ({reason})" for node, reason in self.bad_nodes.items())
-        raise ClientError(
+        return ClientError(
             f"no node left to follow {self.namespace} from height {self.next_height}: "
             f"each served a batch that does not verify: {bad}"
         )
 
     async def _run(self, send: trio.MemorySendChannel[VerifiedBatch]) -> None:
         """Every height from ``next_height`` on, one node after another, into ``send``."""
+        if self.gossip is not None:
+            return await self.gossip.follow(send)
         pause = BACKOFF_S[0]
         while True:
             node = self.next_node()
@@ -241,7 +275,7 @@ class Subscription:
                 batch = self.accept(node, message)
                 if batch is None:
                     return
-                await self._hand_on(batch, send)
+                await self.hand_on(batch, send, self.carrier)
 
     async def _poll(self, node: str, send: trio.MemorySendChannel[VerifiedBatch]) -> None:
         """Batches polled from one node until it fails, stalls or serves a bad one."""
@@ -260,7 +294,7 @@ class Subscription:
             batch = self.accept(node, data)
             if batch is None:
                 return
-            await self._hand_on(batch, send)
+            await self.hand_on(batch, send, self.carrier)
             stalled = trio.current_time() + self.stall_s
 
 
@@ -272,13 +306,14 @@ def subscribe(
     *,
     carrier: Carrier = "websocket",
     stall_s: float = STALL_S,
+    gossip: GossipOptions | None = None,
 ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[VerifiedBatch]]:
     """``async with subscribe(...) as batches: async for batch in batches``.
 
     See :class:`Subscription`.
     """
     return Subscription(
-        genesis, namespace, from_height, nodes, carrier=carrier, stall_s=stall_s
+        genesis, namespace, from_height, nodes, carrier=carrier, stall_s=stall_s, gossip=gossip
     ).batches()
 
 
