@@ -1,10 +1,12 @@
 """Rollups following a real 4-node cluster under load: verified, gap-free, the same everywhere.
 
-Two subscribers of one rollup read from different nodes over different
-carriers (WebSocket and HTTP). Mid-stream the node each reads from is killed
-with SIGKILL, so each resumes on another node. Both must see every height
-exactly once, the same certified batches, and the example rollup's state
-roots must agree height by height.
+Two rollups (the token ledger on rollup-a, the name registry on rollup-b) are
+each followed twice: once from one node (rollup-a over WebSocket, rollup-b
+over HTTP) and once over libp2p gossip. Mid-stream the node each direct
+subscriber reads from is killed with SIGKILL, so each resumes on another node
+(and gossip loses a publisher). Every subscriber must see every height exactly
+once; both followers of a rollup the same certified batches, and the example
+rollup's state roots must agree height by height whatever served them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import pathlib
 import random
 import urllib.error
 import urllib.request
+from typing import Any
 
 import cbor2
 import trio
 
 from delivery.batch import VerifiedBatch, decode_namespace_batch, verify_namespace_batch
-from delivery.header import batch_hash
-from examples.rollup import apply_batch, state_root
+from examples.name_registry import NAME_REGISTRY
+from examples.rollup import Rollup, apply_batch, state_root
 from examples.token_ledger import TOKEN_LEDGER as LEDGER
 from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import get_json, post
@@ -40,12 +43,22 @@ def transfers(count: int, seed: int) -> list[bytes]:
     ]
 
 
+def registrations(tick: int) -> list[bytes]:
+    """Two name-registry operations: a registration (some names taken twice) and a transfer."""
+    owner = ACCOUNTS[tick % len(ACCOUNTS)]
+    operations = [
+        {"op": "register", "name": f"n{tick % 9}", "owner": owner},
+        {"op": "transfer", "name": f"n{tick % 5}", "owner": "eve", "by": owner},
+    ]
+    return [json.dumps(op).encode() for op in operations]
+
+
 async def load(c: Processes, seconds: float, rate: int) -> int:
     """Offer ``rate`` transfers per second to live nodes for ``seconds``; how many were accepted."""
     accepted, tick = 0, 0
     for tick in range(int(seconds * 10)):
         batch = [seal(c.genesis, "rollup-a", p).data for p in transfers(rate // 10, tick)]
-        batch.append(seal(c.genesis, "rollup-b", b"not for rollup-a").data)
+        batch += [seal(c.genesis, "rollup-b", p).data for p in registrations(tick)]
         for i in (2, 3):  # never killed in this test
             try:
                 answer = await trio.to_thread.run_sync(
@@ -72,21 +85,23 @@ def certified(c: Processes, i: int) -> int:
     return -1 if status is None else int(status.get("certified_height", -1))
 
 
-async def test_two_subscribers_resume_across_nodes_and_agree(tmp_path: pathlib.Path) -> None:
+async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(tmp_path: pathlib.Path) -> None:
     c = Processes(tmp_path)
     c.start_all()
     try:
         await trio.to_thread.run_sync(c.wait_committing)
-        via_ws = Subscription(c.genesis, "rollup-a", 1, [c.api(0), c.api(2)], stall_s=3)
-        via_http = Subscription(
-            c.genesis, "rollup-a", 1, [c.api(1), c.api(3)], carrier="http", stall_s=3
+        ledger_ws = Subscription(c.genesis, "rollup-a", 1, [c.api(0), c.api(2)], stall_s=3)
+        ledger_gossip = Subscription(c.genesis, "rollup-a", 1, [], carrier="gossip")
+        registry_http = Subscription(
+            c.genesis, "rollup-b", 1, [c.api(1), c.api(3)], carrier="http", stall_s=3
         )
-        got_ws: list[VerifiedBatch] = []
-        got_http: list[VerifiedBatch] = []
+        registry_gossip = Subscription(c.genesis, "rollup-b", 1, [], carrier="gossip")
+        subs = [ledger_ws, ledger_gossip, registry_http, registry_gossip]
+        got: list[list[VerifiedBatch]] = [[] for _ in subs]
         stop_at = [0]
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(collect, via_ws, got_ws, stop_at)
-            nursery.start_soon(collect, via_http, got_http, stop_at)
+            for sub, out in zip(subs, got, strict=True):
+                nursery.start_soon(collect, sub, out, stop_at)
             loaded = trio.Event()
 
             async def offer() -> None:
@@ -95,40 +110,46 @@ async def test_two_subscribers_resume_across_nodes_and_agree(tmp_path: pathlib.P
 
             nursery.start_soon(offer)
             await trio.sleep(3)
-            c.kill(0)  # the WebSocket subscriber's node: it resumes on node 2
+            c.kill(0)  # the ledger's WebSocket node: it resumes on node 2
             await trio.to_thread.run_sync(lambda: wait_until(lambda: certified(c, 2) > 0, 60))
             c.start(0)
             await trio.to_thread.run_sync(
                 lambda: wait_until(lambda: certified(c, 0) >= certified(c, 2) - 2, 60)
             )
-            c.kill(1)  # the HTTP subscriber's node: it resumes on node 3
+            c.kill(1)  # the registry's HTTP node: it resumes on node 3
             await loaded.wait()
             await trio.to_thread.run_sync(
                 lambda: wait_until(lambda: certified(c, 2) >= 1 and certified(c, 3) >= 1, 30)
             )
             stop_at[0] = min(certified(c, 2), certified(c, 3))
             with trio.fail_after(60):
-                while len(got_ws) < stop_at[0] or len(got_http) < stop_at[0]:  # noqa: ASYNC110
+                while min(len(out) for out in got) < stop_at[0]:  # noqa: ASYNC110
                     await trio.sleep(0.1)
             nursery.cancel_scope.cancel()
     finally:
         c.stop_all()
     height = stop_at[0]
-    for got in (got_ws, got_http):
-        assert [b.height for b in got[:height]] == list(range(1, height + 1))  # no gap, no dup
-    assert [batch_hash(b.header) for b in got_ws[:height]] == [
-        batch_hash(b.header) for b in got_http[:height]
-    ]
-    roots = []
-    for got in (got_ws, got_http):
-        state, trail = LEDGER.initial, []
-        for batch in got[:height]:
-            state = apply_batch(LEDGER.transition, state, (x.plaintext for x in batch.leaves)).state
-            trail.append(state_root(state))
-        roots.append(trail)
-    assert roots[0] == roots[1]
-    assert sum(len(b.leaves) for b in got_ws[:height]) > 100  # the load really went through
-    assert via_ws.bad_nodes == {} and via_http.bad_nodes == {}
+    for out in got:
+        assert [b.height for b in out[:height]] == list(range(1, height + 1))  # no gap, no dup
+    for direct, gossiped, rollup in ((0, 1, LEDGER), (2, 3, NAME_REGISTRY)):
+        assert [b.batch_hash for b in got[direct][:height]] == [
+            b.batch_hash for b in got[gossiped][:height]
+        ]
+        assert roots(rollup, got[direct][:height]) == roots(rollup, got[gossiped][:height])
+    assert [b.batch_hash for b in got[0][:height]] == [b.batch_hash for b in got[2][:height]]
+    assert sum(len(b.leaves) for b in got[0][:height]) > 100  # the load really went through
+    assert len(set(roots(NAME_REGISTRY, got[2][:height]))) > 5  # the registry really changed
+    assert all(sub.bad_nodes == {} for sub in subs)
+    assert ledger_gossip.delivered["gossip"] > 0 and registry_gossip.delivered["gossip"] > 0
+
+
+def roots(rollup: Rollup[Any], batches: list[VerifiedBatch]) -> list[str]:
+    """The rollup's state root after each batch."""
+    state, trail = rollup.initial, []
+    for batch in batches:
+        state = apply_batch(rollup.transition, state, (x.plaintext for x in batch.leaves)).state
+        trail.append(state_root(state))
+    return trail
 
 
 async def test_a_namespace_batch_and_a_proof_of_absence_verify_from_genesis(
