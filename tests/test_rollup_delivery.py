@@ -27,6 +27,7 @@ from examples.rollup import Rollup, apply_batch, state_root
 from examples.token_ledger import TOKEN_LEDGER as LEDGER
 from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import get_json, post
+from sequencer_net.client.submit import submit
 from sequencer_net.client.subscribe import Subscription
 from tests.cluster import Processes, wait_until
 
@@ -85,7 +86,9 @@ def certified(c: Processes, i: int) -> int:
     return -1 if status is None else int(status.get("certified_height", -1))
 
 
-async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(tmp_path: pathlib.Path) -> None:
+async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(
+    tmp_path: pathlib.Path,
+) -> None:
     c = Processes(tmp_path)
     c.start_all()
     try:
@@ -159,10 +162,14 @@ async def test_a_namespace_batch_and_a_proof_of_absence_verify_from_genesis(
     c.start_all()
     try:
         await trio.to_thread.run_sync(c.wait_committing)
-        data = seal(c.genesis, "rollup-a", b'{"from": "alice", "to": "bob", "amount": 5}').data
-        digest = post(c.api(0), "/v1/transactions", data)["digest"]
-        record = await trio.to_thread.run_sync(lambda: _wait_decrypted(c.api(0), digest))
-        height = record["height"]
+        payloads = [b'{"from": "alice", "to": "bob", "amount": 5}', b"another"]
+        records: list[dict[str, Any]] = []
+        async with trio.open_nursery() as nursery:  # the trio client: both at once, one thread
+            for payload in payloads:
+                nursery.start_soon(_submit, c, payload, records)
+        assert [r["status"] for r in records] == ["decrypted", "decrypted"]
+        record = next(r for r in records if r["plaintext"] == payloads[0].hex())
+        digest, height = record["digest"], record["height"]
         await trio.to_thread.run_sync(lambda: wait_until(lambda: certified(c, 1) >= height, 30))
         committee = c.genesis.committee()
         present = decode_namespace_batch(
@@ -180,6 +187,10 @@ async def test_a_namespace_batch_and_a_proof_of_absence_verify_from_genesis(
         assert _status(c.api(1), "/v1/namespaces/rollup-a/batches/0") == 400
     finally:
         c.stop_all()
+
+
+async def _submit(c: Processes, payload: bytes, out: list[dict[str, Any]]) -> None:
+    out.append(await submit(c.api(0), c.genesis, "rollup-a", payload, 30))
 
 
 def _wait_decrypted(api: str, digest: str) -> dict[str, object]:

@@ -13,7 +13,11 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+import trio
+
+T = TypeVar("T")
 
 
 class ClientError(Exception):
@@ -87,3 +91,13 @@ def _reason(exc: urllib.error.HTTPError) -> str:
         return str(json.load(exc).get("error", exc.reason))
     except (ValueError, AttributeError, OSError):
         return str(exc.reason)
+
+
+async def in_thread(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` in a worker thread, for trio code; cancelling abandons it.
+
+    The blocking HTTP calls here end by their own timeouts, so an abandoned
+    thread finishes soon and Ctrl-C is prompt.
+    """
+    abandon: dict[str, Any] = {"abandon_on_cancel": True}  # the installed trio-stubs predate it
+    return await trio.to_thread.run_sync(call, *args, **abandon)

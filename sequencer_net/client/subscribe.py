@@ -31,7 +31,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal
+from typing import Literal
 
 import trio
 import trio_websocket
@@ -46,7 +46,7 @@ from delivery.header import Unverified, genesis_batch_hash
 from sequencer_net.base import codec
 from sequencer_net.base.committee import Committee
 from sequencer_net.client.gossip import GossipCarrier, GossipOptions
-from sequencer_net.client.http import ClientError, get_cbor
+from sequencer_net.client.http import ClientError, get_cbor, in_thread
 from sequencer_net.node.genesis import Genesis
 
 log = logging.getLogger("seqnet.subscribe")
@@ -347,11 +347,5 @@ def _host_port(node: str) -> tuple[str, int]:
 
 
 async def _get_cbor(address: str, path: str, timeout_s: float = FETCH_TIMEOUT_S) -> bytes:
-    """GET http://address/path asking for CBOR, in a thread; ClientError on any failure.
-
-    Cancelling abandons the thread (it ends by its own timeout), so Ctrl-C is prompt.
-    """
-    abandon: dict[str, Any] = {"abandon_on_cancel": True}  # the installed trio-stubs predate it
-    return await trio.to_thread.run_sync(
-        get_cbor, address, path, codec.MAX_MESSAGE_BYTES, timeout_s, **abandon
-    )
+    """GET http://address/path asking for CBOR, in a thread; ClientError on any failure."""
+    return await in_thread(get_cbor, address, path, codec.MAX_MESSAGE_BYTES, timeout_s)
