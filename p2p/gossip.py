@@ -21,8 +21,8 @@ batch refused. :class:`Gossip` turns that cache off (a message that fails is
 not marked seen either, so the honest copy is then validated on its own).
 Only the meshsub versions other implementations speak
 (1.0, 1.1, 1.2) are offered. A message's id comes from the caller (the batch
-it carries, not who published it), and is cached per copy: py-libp2p asks
-for it several times per message.
+it carries, not who published it), and is cached by the data's hash:
+py-libp2p asks for it several times per message.
 
 The pubsub services must run before the host dials or accepts anything, and
 outside ``host.run()`` (the other nesting can crash at exit): use
@@ -58,6 +58,11 @@ PACE_DEPTH = 24  # publish only while every subscriber's queue holds fewer RPCs 
 PACE_TIMEOUT_S = 2.0  # ... and give up on a message after waiting this long
 PACE_POLL_S = 0.005
 CACHED_IDS = 4096
+# py-libp2p queues every message for each connected peer whose subscriptions it has
+# not heard yet (validators follow no topic, so every validator peer, always), 30 s
+# and 100 messages deep, warning on each overflow; a subscription arrives within
+# milliseconds of a connection, so a second covers the race it is there for.
+PENDING_TTL_S = 1.0
 
 MessageId = Callable[[bytes], bytes]
 Accept = Callable[[bytes], bool]
@@ -79,6 +84,7 @@ def gossip_router() -> GossipSub:
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,
         eclipse_protection_enabled=False,
+        pending_messages_ttl=PENDING_TTL_S,
     )
 
 
@@ -107,12 +113,18 @@ class Gossip:
             yield
 
     def _id_of(self, message: Any) -> bytes:
-        """The caller's id of a message, computed once per copy (publisher + sequence number)."""
-        copy = bytes(message.from_id) + bytes(message.seqno)
-        found = self._ids.get(copy)
+        """The caller's id of a message's data, computed once per distinct data.
+
+        Keyed by the data's hash, not by (publisher, sequence number): py-libp2p
+        asks for the id before it checks the signature, so an unsigned copy
+        claiming a validator's next sequence number must not name that
+        validator's real message.
+        """
+        key = hashlib.sha256(message.data).digest()
+        found = self._ids.get(key)
         if found is None:
             found = self._message_id(message.data)
-            self._ids[copy] = found
+            self._ids[key] = found
             if len(self._ids) > CACHED_IDS:
                 self._ids.popitem(last=False)
         return found

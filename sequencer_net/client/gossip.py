@@ -36,6 +36,7 @@ from p2p.host import FETCH_PROTOCOL
 from p2p.peer import GossipPeer, peer_info
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.base.committee import Committee
+from sequencer_net.client.http import ClientError
 from sequencer_net.node.genesis import Genesis
 
 if TYPE_CHECKING:
@@ -123,24 +124,39 @@ class GossipCarrier:
         self._turn = 0
 
     async def follow(self, send: trio.MemorySendChannel[VerifiedBatch]) -> None:
-        """Hand every height on from ``next_height``, forever (or until no node is left)."""
+        """Hand every height on from ``next_height``, forever, or until no node is left.
+
+        That :class:`ClientError` is raised once the peer's tasks are gone, so it
+        comes out as itself rather than inside their exception groups.
+        """
         async with self.peer.running(), trio.open_nursery() as nursery:
             subscription = await self.peer.gossip.subscribe(
                 batch_topic(self.sub.namespace), self.feed.offer
             )
             nursery.start_soon(_drain, subscription)
-            while True:
-                batch = self.feed.take(self.sub.next_height)
-                if batch is not None and self.sub.extends(batch):
-                    await self.sub.hand_on(batch, send, "gossip")
+            left = await self._hand_on_every_height(send)
+            nursery.cancel_scope.cancel()
+        raise left
+
+    async def _hand_on_every_height(
+        self, send: trio.MemorySendChannel[VerifiedBatch]
+    ) -> ClientError:
+        """Gossip when it has the height due, else fetch; returns when no node is left."""
+        while True:
+            batch = self.feed.take(self.sub.next_height)
+            if batch is not None and self.sub.extends(batch):
+                await self.sub.hand_on(batch, send, "gossip")
+                continue
+            if batch is None:
+                await self.feed.wait(GAP_S if self.feed.ahead() else IDLE_S)
+                if self.sub.next_height in self.feed.batches:
                     continue
-                if batch is None:
-                    await self.feed.wait(GAP_S if self.feed.ahead() else IDLE_S)
-                    if self.sub.next_height in self.feed.batches:
-                        continue
-                # missed, or gossiped but not on our chain (more than f validators lied)
-                if self.fetch_from:
+            # missed, or gossiped but not on our chain (more than f validators lied)
+            if self.fetch_from:
+                try:
                     await self._fetch(send)
+                except ClientError as exc:  # every validator asked served something unverified
+                    return exc
 
     async def _fetch(self, send: trio.MemorySendChannel[VerifiedBatch]) -> None:
         """Missed heights from the next validator not caught lying, handed on in order."""

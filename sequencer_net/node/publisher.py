@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from delivery.batch import NamespaceBatch
 from delivery.gossip import FETCH, MAX_RANGE, BatchRangeReply, BatchRangeRequest, batch_topic
+from mev.kem import MAX_NAMESPACE_CHARS
 from p2p.gossip import Gossip
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.batches import CertifiedBatches
@@ -26,7 +27,7 @@ from sequencer_net.node.metrics import NodeMetrics
 log = logging.getLogger("seqnet.publisher")
 
 MAX_BEHIND = 64  # heights the publisher may lag before it skips to the newest
-MAX_REQUEST_BYTES = 256
+MAX_REQUEST_BYTES = 4 * MAX_NAMESPACE_CHARS + 64  # the longest namespace, 4 bytes a character
 MAX_REPLY_BYTES = 4 * 1024 * 1024  # a fetch answer stops adding heights past this
 
 
