@@ -33,6 +33,7 @@ from ordering.events import (
     BlocksRequested,
     Broadcast,
     Commit,
+    CommitWitness,
     Event,
     Ignored,
     Persist,
@@ -392,6 +393,8 @@ class ConsensusCore:
             self._app.on_commit(block, digest)
             self.tree.mark_committed(digest, block)
             self._emit(Commit(block, digest, certificate))
+        if path:
+            self._emit(CommitWitness(child, qc.block_hash, qc))
         return None
 
     def _remember_pending_commit(self, qc: QuorumCert) -> None:

@@ -146,6 +146,20 @@ class Commit:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitWitness:
+    """The block, not yet committed, whose QC made the last :class:`Commit` final.
+
+    With that QC it is the last commit's commit proof (two-chain rule: a child
+    certified in the round right after its parent's). A node keeps it so that
+    it can prove a commit at once rather than when the child itself commits.
+    """
+
+    block: Block
+    block_hash: bytes
+    certificate: QuorumCert
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """An input that passed signature checks but broke a protocol rule."""
 
@@ -167,4 +181,4 @@ class Ignored:
     detail: str
 
 
-Action = Send | Broadcast | Persist | ResetTimer | Commit | Rejected | Ignored
+Action = Send | Broadcast | Persist | ResetTimer | Commit | CommitWitness | Rejected | Ignored

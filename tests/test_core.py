@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from delivery.receipt import commit_proof
 from ordering.blocktree import CommittedTip
 from ordering.core import Restored
 from ordering.events import (
@@ -16,6 +17,7 @@ from ordering.events import (
     BlocksRequested,
     Broadcast,
     Commit,
+    CommitWitness,
     Ignored,
     Persist,
     ProposalReceived,
@@ -129,6 +131,24 @@ def test_two_chain_commit_needs_consecutive_rounds() -> None:
     actions = core.handle(ProposalReceived(3, NET.verified(b3)))
     (commit,) = of_type(actions, Commit)
     assert commit.block == b1 and commit.certificate == b2.parent_qc
+
+
+def test_a_commit_comes_with_its_witness_which_proves_it() -> None:
+    """The certified child that made the last commit final: a receipt's commit proof at once."""
+    core = NET.core(3)
+    b1 = NET.block(1, NET.genesis_qc)
+    b2 = NET.block(2, NET.qc(b1))
+    b3 = NET.block(3, NET.qc(b2))
+    core.handle(ProposalReceived(1, NET.verified(b1)))
+    assert of_type(core.handle(ProposalReceived(2, NET.verified(b2))), CommitWitness) == []
+    actions = core.handle(ProposalReceived(3, NET.verified(b3)))
+    (commit,) = of_type(actions, Commit)
+    (witness,) = of_type(actions, CommitWitness)
+    assert actions.index(witness) > actions.index(commit)  # stored after the commit it proves
+    assert (witness.block, witness.certificate) == (b2, b3.parent_qc)
+    assert witness.block_hash == block_hash(b2) == witness.certificate.block_hash
+    proof = commit_proof([(commit.block, commit.certificate), (witness.block, witness.certificate)])
+    assert proof == (b2.parent_qc, (b2,), b3.parent_qc)
 
 
 def test_no_commit_across_a_round_gap() -> None:

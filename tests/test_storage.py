@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from delivery.header import BatchCertificate, BatchHeader, batch_hash, genesis_batch_hash
-from ordering.events import Commit
+from ordering.events import Commit, CommitWitness
 from ordering.messages import block_hash
 from ordering.safety import SafetyState
 from sequencer_net.base.signing import sign_bytes
@@ -55,6 +55,21 @@ def test_safety_and_commits_round_trip(tmp_path: pathlib.Path) -> None:
     assert again.commits(1, 10) == commits and again.commits(3, 10) == commits[2:]
     restored = again.restored()
     assert restored is not None and restored.tip.height == 3 and restored.safety == state
+
+
+def test_the_newest_commit_witness_is_kept_and_a_mismatched_one_refused(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = Store(tmp_path / "node.db", NET.chain_id)
+    assert store.commit_witness() is None
+    first, second = chain(2)
+    for c in (first, second):
+        store.save_commit_witness(CommitWitness(c.block, c.block_hash, c.certificate))
+    with pytest.raises(StorageError, match="not the block's"):
+        store.save_commit_witness(CommitWitness(first.block, first.block_hash, second.certificate))
+    store.close()
+    again = Store(tmp_path / "node.db", NET.chain_id)
+    assert again.commit_witness() == (second.block, second.certificate)
 
 
 def test_gaps_forks_and_lies_are_refused(tmp_path: pathlib.Path) -> None:

@@ -30,6 +30,7 @@ from ordering.events import (
     Action,
     Broadcast,
     Commit,
+    CommitWitness,
     Event,
     Ignored,
     Persist,
@@ -213,6 +214,8 @@ class ConsensusDriver:
                         action, self._ordered(action)
                     )  # not fsynced (see storage): no hand-off
                     self._committed(action)
+                case CommitWitness():
+                    self.store.save_commit_witness(action)  # a cache for receipts: no hand-off
                 case Send(to, message):
                     self.outboxes.post(to, CONSENSUS.encode(message), CONSENSUS_PROTOCOL)
                 case Broadcast(message):

@@ -39,6 +39,8 @@ from delivery.batch import NamespaceBatch
 from delivery.header import batch_hash
 from delivery.nmt import prove_leaf
 from delivery.receipt import MAX_COMMIT_CHAIN, Inclusion, Receipt, commit_proof
+from ordering.events import Commit
+from ordering.messages import Block
 from sequencer_net.base import codec
 from sequencer_net.node.batches import CertifiedBatches
 
@@ -89,7 +91,11 @@ class Receipts:
         commits = reader.commits(height, MAX_COMMIT_CHAIN + 1)
         if not commits or commits[0].block.height != height:
             return NOT_COMMITTED
-        proof = commit_proof([(c.block, c.certificate) for c in commits])
+        known = [(c.block, c.certificate) for c in commits]
+        witness = reader.commit_witness()  # the child that made the tip final, not committed
+        if witness is not None and _extends(witness[0], commits[-1]):
+            known.append(witness)
+        proof = commit_proof(known)
         if proof is None:
             if len(commits) <= MAX_COMMIT_CHAIN:
                 return NOT_COMMITTED  # the proof needs blocks not committed yet
@@ -123,6 +129,12 @@ class Receipts:
         if index is None:
             return None
         return Inclusion(cert, leaves[index], prove_leaf(leaves, index))
+
+
+def _extends(block: Block, commit: Commit) -> bool:
+    """Whether ``block`` is the child of a committed block (so it may end a commit proof)."""
+    parent = block.parent_qc
+    return block.height == commit.block.height + 1 and parent.block_hash == commit.block_hash
 
 
 def add_rollup_routes(app: FastAPI, v: Validator) -> None:

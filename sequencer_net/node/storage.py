@@ -41,7 +41,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from delivery.header import BatchCertificate, BatchHeader, batch_hash, genesis_batch_hash
 from ordering.blocktree import CommittedTip
 from ordering.core import Restored
-from ordering.events import Commit
+from ordering.events import Commit, CommitWitness
 from ordering.messages import Block, QuorumCert, block_hash, genesis_hash
 from ordering.safety import SafetyState
 from sequencer_net.base import codec
@@ -87,8 +87,13 @@ CREATE TABLE IF NOT EXISTS disputed_certificates (
     certificate BLOB NOT NULL,
     PRIMARY KEY (height, hash)
 );
+CREATE TABLE IF NOT EXISTS commit_witness (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    block BLOB NOT NULL,
+    certificate BLOB NOT NULL
+);
 """
-# Schema 3 gained the last four tables without a new version: ``CREATE TABLE IF NOT
+# Schema 3 gained the last five tables without a new version: ``CREATE TABLE IF NOT
 # EXISTS`` adds them to an existing database on open, and an older binary never
 # reads them (it serves no batch certificates; this one makes the missing headers).
 IN_CHUNK = 500  # digests per ``IN (...)`` query
@@ -221,6 +226,27 @@ class Store:
             )
             self._db.execute("DELETE FROM voted WHERE height <= ?", (block.height,))
             self._index(block.height, ordered)
+
+    @_locked
+    def save_commit_witness(self, witness: CommitWitness) -> None:
+        """Keep the child and QC that made the committed tip final (a cache: not fsynced)."""
+        if witness.certificate.block_hash != witness.block_hash:
+            raise StorageError("commit witness: the certificate is not the block's")
+        with self._transaction(durable=False):
+            self._db.execute(
+                "INSERT OR REPLACE INTO commit_witness VALUES (1, ?, ?)",
+                (codec.encode(witness.block), codec.encode(witness.certificate)),
+            )
+
+    @_locked
+    def commit_witness(self) -> tuple[Block, QuorumCert] | None:
+        """The last :meth:`save_commit_witness`'s block and QC, if any."""
+        row = self._db.execute("SELECT block, certificate FROM commit_witness").fetchone()
+        if row is None:
+            return None
+        block: Block = self._decode(Block, row[0], "commit witness block")
+        qc: QuorumCert = self._decode(QuorumCert, row[1], "commit witness certificate")
+        return block, qc
 
     def _index(self, height: int, digests: Sequence[bytes]) -> None:
         """Digest -> (height, position); the first commit of a digest is the one kept."""
