@@ -1,11 +1,12 @@
 """Throughput and latency of a real 4-process cluster on this machine, to decrypted and to rollup.
 
-    seqnet bench [--rates 25,50,100,200] [--seconds 10] [--backlog 3000] [--json]
+    seqnet bench [--rates 25,50,100,200] [--seconds 10] [--backlog 3000] [--carrier C] [--json]
 
 Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
 until they commit, starts a rollup follower (``ops.load.RollupFollower``: one
-client-library ``Subscription`` per namespace, WebSocket carrier, in a child
-process, reading from the last node), then:
+client-library ``Subscription`` per namespace in a child process: WebSocket
+carrier reading from the last node, or with ``--carrier gossip`` the rollup
+topics over libp2p from every validator), then:
 
 1. steady load: for each rate, transactions (pre-encrypted, so the client's
    own crypto is not in the loop) are submitted in batches every 50 ms, each
@@ -394,6 +395,7 @@ class BenchConfig:
     seconds: float = 10.0
     backlog: int = 3000
     base_port: int = 27100  # below the ephemeral port range
+    carrier: str = "websocket"  # how the rollup follower gets its batches
 
 
 RATE_HEADER = (
@@ -465,15 +467,21 @@ def run(config: BenchConfig) -> dict[str, Any]:
             genesis.namespaces,
             _certified(members[-1]) + 1,
             _rollup_nodes(members),
+            config.carrier,
         )
         sizes = [int(r * config.seconds) + 10 for r in config.rates]
         print(f"encrypting {sum(sizes) + config.backlog} transactions ...", flush=True)
         pool = make_txs(genesis, sum(sizes) + config.backlog, genesis.namespaces)
         if not follower.wait_following(genesis.namespaces, FOLLOW_TIMEOUT_S):
             print(f"warning: the rollup follower read nothing within {FOLLOW_TIMEOUT_S:g} s")
+        source = (
+            f"{len(genesis.namespaces)} gossip topics from every validator"
+            if config.carrier == "gossip"
+            else f"node {members[-1].index}'s {len(genesis.namespaces)} namespace streams"
+        )
         print(
-            f"load submitted to {len(_submitters(members))} node(s); the rollup follower "
-            f"reads node {members[-1].index}'s {len(genesis.namespaces)} namespace streams"
+            f"load submitted to {len(_submitters(members))} node(s); "
+            f"the rollup follower reads {source}"
         )
         print(RATE_HEADER)
         print(_separator(RATE_HEADER))

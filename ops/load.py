@@ -91,8 +91,9 @@ class Watcher:
 class RollupFollower:
     """Every namespace's verified batches from ``from_height`` on, noting when each digest arrived.
 
-    One ``Subscription`` per namespace (WebSocket carrier; ``nodes[0]`` first,
-    the others only if it fails), all in one child process. ``seen`` maps each
+    One ``Subscription`` per namespace (WebSocket carrier by default, ``nodes[0]``
+    first and the others only if it fails; or gossip, from every validator),
+    all in one child process. ``seen`` maps each
     transaction digest to (``time.monotonic()`` when its ``VerifiedBatch`` was
     handed to the reader, height): the clock is system-wide, so it compares
     with submit times taken here. ``latest`` is the last height read per
@@ -101,14 +102,19 @@ class RollupFollower:
     """
 
     def __init__(
-        self, genesis_path: Path, namespaces: Sequence[str], from_height: int, nodes: Sequence[str]
+        self,
+        genesis_path: Path,
+        namespaces: Sequence[str],
+        from_height: int,
+        nodes: Sequence[str],
+        carrier: str = "websocket",
     ) -> None:
         self.seen: dict[bytes, tuple[float, int]] = {}
         self.latest: dict[str, int] = {}
         self._cpu_t: list[float] = []  # when each CPU sample was taken (monotonic)
         self._cpu_s: list[float] = []  # the child's CPU seconds (user + system) then
         command = [sys.executable, "-m", "ops.load", "follow", str(genesis_path)]
-        command += [str(from_height), ",".join(nodes), *namespaces]
+        command += [str(from_height), ",".join(nodes), carrier, *namespaces]
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -170,7 +176,7 @@ class RollupFollower:
 
 
 async def _follow(
-    genesis: Genesis, namespaces: Sequence[str], start: int, nodes: list[str]
+    genesis: Genesis, namespaces: Sequence[str], start: int, nodes: list[str], carrier: Any
 ) -> None:
     """(child) One Subscription per namespace; a JSON line per verified batch and CPU sample."""
     import trio
@@ -182,7 +188,7 @@ async def _follow(
         sys.stdout.flush()
 
     async def follow(namespace: str) -> None:
-        sub = Subscription(genesis, namespace, start, nodes, carrier="websocket")
+        sub = Subscription(genesis, namespace, start, nodes, carrier=carrier)
         async with sub.batches() as batches:
             async for batch in batches:
                 arrived = time.monotonic()
@@ -208,14 +214,14 @@ async def _follow(
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m ops.load follow GENESIS FROM_HEIGHT NODE[,NODE...] NAMESPACE...``."""
-    if len(argv) < 5 or argv[0] != "follow":
+    """``python -m ops.load follow GENESIS FROM_HEIGHT NODE[,NODE...] CARRIER NAMESPACE...``."""
+    if len(argv) < 6 or argv[0] != "follow":
         print(main.__doc__, file=sys.stderr)
         return 2
     import trio
 
     genesis = load_genesis(Path(argv[1]))
-    trio.run(_follow, genesis, argv[4:], int(argv[2]), argv[3].split(","))
+    trio.run(_follow, genesis, argv[5:], int(argv[2]), argv[3].split(","), argv[4])
     return 0
 
 

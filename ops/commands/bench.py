@@ -18,12 +18,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="measure throughput and submit-to-decrypted/-to-rollup latency of a local cluster",
         description=(
             "Start N validator processes on 127.0.0.1 (fresh keys in a temp dir) and a rollup "
-            "follower (one verifying subscriber per namespace, WebSocket, reading the last "
-            "node), offer each rate for --seconds (pre-encrypted transactions in batches every "
-            "50 ms, spread over the other nodes), then a backlog at once; print p50/p99 latency "
-            "per rate to decrypted and to verified at the rollup, the saturation throughput "
-            "against the crypto-only ceiling measured in the same run, and the bytes and CPU "
-            "per batch of certificates and proofs, measured on batches of the run."
+            "follower (one verifying subscriber per namespace: WebSocket reading the last "
+            "node, or --carrier gossip), offer each rate for --seconds (pre-encrypted "
+            "transactions in batches every 50 ms, spread over the other nodes), then a "
+            "backlog at once; print p50/p99 latency per rate to decrypted and to verified "
+            "at the rollup, the saturation throughput against the crypto-only ceiling "
+            "measured in the same run, and the bytes and CPU per batch of certificates and "
+            "proofs, measured on batches of the run."
         ),
     )
     p.add_argument("--nodes", type=positive, default=4, metavar="N", help="validators (4)")
@@ -34,6 +35,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seconds", type=positive, default=10, help="seconds per rate (10)")
     p.add_argument("--backlog", type=positive, default=3000, help="saturation backlog (3000)")
     p.add_argument("--base-port", type=positive, default=27100, help="first libp2p port")
+    p.add_argument(
+        "--carrier", choices=["websocket", "gossip"], default="websocket",
+        help="how the rollup follower gets its batches (websocket)",
+    )  # fmt: skip
     p.add_argument(
         "--json", action="store_true",
         help="print the results as one JSON document on stdout (the tables go to stderr)",
@@ -47,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     from sequencer_net.client.http import ClientError
     from sequencer_net.node.network import NetworkFilesError
 
-    config = bench.BenchConfig(args.nodes, args.rates, args.seconds, args.backlog, args.base_port)
+    config = bench.BenchConfig(
+        args.nodes, args.rates, args.seconds, args.backlog, args.base_port, args.carrier
+    )
     try:
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             result = bench.run(config)
