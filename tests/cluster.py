@@ -145,6 +145,11 @@ class Processes:
         s = self.status(i)
         return -1 if s is None else int(s["height"])
 
+    def certified(self, i: int) -> int:
+        """Node ``i``'s certified height; -1 while it does not answer."""
+        s = self.status(i)
+        return -1 if s is None else int(s.get("certified_height", -1))
+
     def store(self, i: int) -> Store:
         return Store(self.dir / f"node-{i}.db", self.genesis.chain_id)
 

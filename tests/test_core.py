@@ -30,6 +30,7 @@ from ordering.events import (
     VoteReceived,
 )
 from ordering.messages import (
+    Block,
     BlockRequest,
     BlockResponse,
     Proposal,
@@ -121,27 +122,28 @@ def test_duplicate_and_equivocating_votes_count_once() -> None:
     assert core.round == 1
 
 
-def test_two_chain_commit_needs_consecutive_rounds() -> None:
+def three_rounds() -> tuple[list[Block], list[Action], list[Action]]:
+    """Blocks of rounds 1-3 proposed in turn to node 3: the actions of rounds 2 and 3."""
     core = NET.core(3)
     b1 = NET.block(1, NET.genesis_qc)
     b2 = NET.block(2, NET.qc(b1))
     b3 = NET.block(3, NET.qc(b2))
     core.handle(ProposalReceived(1, NET.verified(b1)))
-    assert of_type(core.handle(ProposalReceived(2, NET.verified(b2))), Commit) == []
-    actions = core.handle(ProposalReceived(3, NET.verified(b3)))
-    (commit,) = of_type(actions, Commit)
+    second = core.handle(ProposalReceived(2, NET.verified(b2)))
+    return [b1, b2, b3], second, core.handle(ProposalReceived(3, NET.verified(b3)))
+
+
+def test_two_chain_commit_needs_consecutive_rounds() -> None:
+    (b1, b2, _), second, third = three_rounds()
+    assert of_type(second, Commit) == []
+    (commit,) = of_type(third, Commit)
     assert commit.block == b1 and commit.certificate == b2.parent_qc
 
 
 def test_a_commit_comes_with_its_witness_which_proves_it() -> None:
     """The certified child that made the last commit final: a receipt's commit proof at once."""
-    core = NET.core(3)
-    b1 = NET.block(1, NET.genesis_qc)
-    b2 = NET.block(2, NET.qc(b1))
-    b3 = NET.block(3, NET.qc(b2))
-    core.handle(ProposalReceived(1, NET.verified(b1)))
-    assert of_type(core.handle(ProposalReceived(2, NET.verified(b2))), CommitWitness) == []
-    actions = core.handle(ProposalReceived(3, NET.verified(b3)))
+    (_, b2, b3), second, actions = three_rounds()
+    assert of_type(second, CommitWitness) == []
     (commit,) = of_type(actions, Commit)
     (witness,) = of_type(actions, CommitWitness)
     assert actions.index(witness) > actions.index(commit)  # stored after the commit it proves

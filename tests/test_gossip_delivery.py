@@ -72,11 +72,6 @@ def offer(c: Processes, accepted: set[str], stop: threading.Event) -> None:
         stop.wait(0.1)
 
 
-def certified(c: Processes, i: int) -> int:
-    status = c.status(i)
-    return -1 if status is None else int(status.get("certified_height", -1))
-
-
 async def test_gossip_subscriber_and_its_relay_get_every_height_under_load(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -97,7 +92,7 @@ async def test_gossip_subscriber_and_its_relay_get_every_height_under_load(
         await trio.to_thread.run_sync(lambda: wait_until(lambda: _announced(err) is not None, 30))
         relay_address = _announced(err)
         assert relay_address is not None
-        start = certified(c, 0) + 10  # gossip only: it cannot have heights before it joined
+        start = c.certified(0) + 10  # gossip only: it cannot have heights before it joined
         follower = Subscription(
             c.genesis,
             "rollup-a",
@@ -112,7 +107,7 @@ async def test_gossip_subscriber_and_its_relay_get_every_height_under_load(
             load.start()
             await trio.to_thread.run_sync(load.join)
             await trio.sleep(2)
-            end = certified(c, 0)
+            end = c.certified(0)
             with trio.fail_after(60):
                 while len(out) < end or (through_relay and through_relay[-1].height < end):  # noqa: ASYNC110
                     await trio.sleep(0.2)

@@ -81,11 +81,6 @@ async def collect(sub: Subscription, out: list[VerifiedBatch], stop_at: list[int
                 return
 
 
-def certified(c: Processes, i: int) -> int:
-    status = c.status(i)
-    return -1 if status is None else int(status.get("certified_height", -1))
-
-
 async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -114,17 +109,17 @@ async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(
             nursery.start_soon(offer)
             await trio.sleep(3)
             c.kill(0)  # the ledger's WebSocket node: it resumes on node 2
-            await trio.to_thread.run_sync(lambda: wait_until(lambda: certified(c, 2) > 0, 60))
+            await trio.to_thread.run_sync(lambda: wait_until(lambda: c.certified(2) > 0, 60))
             c.start(0)
             await trio.to_thread.run_sync(
-                lambda: wait_until(lambda: certified(c, 0) >= certified(c, 2) - 2, 60)
+                lambda: wait_until(lambda: c.certified(0) >= c.certified(2) - 2, 60)
             )
             c.kill(1)  # the registry's HTTP node: it resumes on node 3
             await loaded.wait()
             await trio.to_thread.run_sync(
-                lambda: wait_until(lambda: certified(c, 2) >= 1 and certified(c, 3) >= 1, 30)
+                lambda: wait_until(lambda: c.certified(2) >= 1 and c.certified(3) >= 1, 30)
             )
-            stop_at[0] = min(certified(c, 2), certified(c, 3))
+            stop_at[0] = min(c.certified(2), c.certified(3))
             with trio.fail_after(60):
                 while min(len(out) for out in got) < stop_at[0]:  # noqa: ASYNC110
                     await trio.sleep(0.1)
@@ -170,7 +165,7 @@ async def test_a_namespace_batch_and_a_proof_of_absence_verify_from_genesis(
         assert [r["status"] for r in records] == ["decrypted", "decrypted"]
         record = next(r for r in records if r["plaintext"] == payloads[0].hex())
         digest, height = record["digest"], record["height"]
-        await trio.to_thread.run_sync(lambda: wait_until(lambda: certified(c, 1) >= height, 30))
+        await trio.to_thread.run_sync(lambda: wait_until(lambda: c.certified(1) >= height, 30))
         committee = c.genesis.committee()
         present = decode_namespace_batch(
             _get_cbor(c.api(1), f"/v1/namespaces/rollup-a/batches/{height}")
