@@ -19,13 +19,14 @@ node to that document.
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve
 from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +36,7 @@ from starlette.routing import Route, Router
 
 from sequencer_net import __version__
 from sequencer_net.base import codec
-from sequencer_net.node.rollup_api import add_rollup_routes
+from sequencer_net.node.rollup_api import SEND_TIMEOUT_S, add_rollup_routes
 
 if TYPE_CHECKING:
     from sequencer_net.node.validator import Validator
@@ -379,8 +380,30 @@ async def _http_refusal(request: Request, exc: HTTPException) -> JSONResponse:
     return response
 
 
+STALLED_ABORT_S = 2 * SEND_TIMEOUT_S  # a peer that takes no byte this long is cut off
+
+
+class _Config(Config):
+    """hypercorn's settings; its sockets drop a peer that takes nothing for ``STALLED_ABORT_S``.
+
+    hypercorn's socket writes cannot be cancelled, so a client that stops
+    reading would hold its connection, its handler and node shutdown forever.
+    ``TCP_USER_TIMEOUT`` (inherited by accepted sockets) makes the kernel abort
+    such a connection (on Linux also while the peer's window stays shut).
+    """
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        for sock in sockets.insecure_sockets:
+            if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family != socket.AF_UNIX:
+                sock.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALLED_ABORT_S * 1000)
+                )
+        return sockets
+
+
 async def serve_http(app: Any, bind: str, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    config = Config()
+    config = _Config()
     config.bind = [bind]
     config.accesslog = None
     config.errorlog = None

@@ -14,7 +14,15 @@ the genesis alone, so it never has to trust the node it reads from.
   with no gap and no duplicate. Memory per stream is one message: the next
   height is read only once the previous one was sent, and a consumer that does
   not take a message within ``SEND_TIMEOUT_S`` is closed with code 1008 and the
-  reason ``slow consumer`` rather than buffered for.
+  reason ``slow consumer`` rather than buffered for. At most ``MAX_STREAMS``
+  at once; one more is closed with 1013 and counted in
+  ``seqnet_messages_ignored_total{protocol="rollup-stream",reason="busy"}``. A
+  stream's slot is given back as soon as its consumer leaves.
+
+  hypercorn shields its socket writes from cancellation, so a send cannot be
+  cut off at ``SEND_TIMEOUT_S``: the stream is closed as slow once the late
+  message is finally taken. A consumer that never reads again keeps its slot
+  (and its one message) until its connection drops.
 - ``GET /v1/transactions/{digest}/receipt``: a transaction's
   :class:`~delivery.receipt.Receipt` (its committed block, position and commit
   proof; with the plaintext's inclusion proof once the batch is certified),
@@ -52,6 +60,7 @@ MAX_STREAMS = 64  # concurrent WebSocket streams per node
 SEND_TIMEOUT_S = 10.0  # a consumer that takes longer for one message is closed
 POLICY_VIOLATION = 1008  # WebSocket close codes (RFC 6455)
 TRY_AGAIN_LATER = 1013
+STREAM = "rollup-stream"  # the metrics label of refused streams
 CBOR = "application/cbor"
 HEX_DIGEST = "^[0-9a-fA-F]{64}$"
 CACHED_RECEIPT_BYTES = 32 * 1024 * 1024  # encoded final receipts kept (decoded copy: ~as much)
@@ -202,19 +211,34 @@ def add_rollup_routes(app: FastAPI, v: Validator) -> None:
         try:
             streams.acquire_nowait()
         except trio.WouldBlock:
+            v.metrics.ignore(STREAM, "busy")
             return await ws.close(TRY_AGAIN_LATER, f"at most {MAX_STREAMS} streams")
         try:
-            await _stream(ws, batches, v, namespace, start)
-        except WebSocketDisconnect:
-            pass  # the consumer left: nothing to clean up beyond the slot
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_until_gone, ws, nursery.cancel_scope)
+                await _stream(ws, batches, v, namespace, start)
+                nursery.cancel_scope.cancel()
         finally:
             streams.release()
+
+
+async def _until_gone(ws: WebSocket, stream: trio.CancelScope) -> None:
+    """Cancel ``stream`` once the consumer has left.
+
+    Without this a stream would never end: hypercorn drops whatever is sent on
+    a closed connection without an error, and only a receive sees the
+    disconnect. A consumer has nothing to say; what it sends is dropped.
+    """
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        pass
+    stream.cancel()
 
 
 async def _stream(
     ws: WebSocket, batches: CertifiedBatches, v: Validator, namespace: str, height: int
 ) -> None:
-    """Send every height from ``height`` on, each once certified, until the consumer leaves."""
+    """Send every height from ``height`` on, each once certified, until the consumer leaves
+    or takes longer than ``SEND_TIMEOUT_S`` for one message."""
     while True:
         await v.wait_certified(height)
         found = await batches.get(height, namespace)
@@ -222,8 +246,11 @@ async def _stream(
             await trio.sleep(0.01)
             continue
         with trio.move_on_after(SEND_TIMEOUT_S) as timer:
-            await ws.send_bytes(found[1])
-        if timer.cancelled_caught:
+            try:
+                await ws.send_bytes(found[1])
+            except WebSocketDisconnect:
+                return  # the consumer left
+        if trio.current_time() >= timer.deadline:  # the timer alone misses a shielded send
             await ws.close(POLICY_VIOLATION, "slow consumer")
             return
         height += 1
