@@ -59,7 +59,7 @@ def open_batch(
     opening.keys = [keys[j] for j in range(len(us))]
     for j, ct in enumerate(ciphertexts):
         key = keys[j]
-        opening.plaintexts[j] = None if key is None else open_with(chain_id, ct, key)
+        opening.plaintexts[j] = None if key is None else open_with(public, chain_id, ct, key)
     return opening
 
 
@@ -110,7 +110,10 @@ def _combine(
 
 
 def open_with_keys(
-    chain_id: str, ciphertexts: Sequence[Ciphertext], keys: Sequence[bytes]
+    public: ThresholdPublicKey,
+    chain_id: str,
+    ciphertexts: Sequence[Ciphertext],
+    keys: Sequence[bytes],
 ) -> list[bytes | None] | None:
     """Open a batch with the ``K`` values another validator published, if all are right.
 
@@ -122,4 +125,4 @@ def open_with_keys(
         return None
     if not all(key_matches(ct, k) for ct, k in zip(ciphertexts, keys, strict=True)):
         return None
-    return [open_with(chain_id, ct, k) for ct, k in zip(ciphertexts, keys, strict=True)]
+    return [open_with(public, chain_id, ct, k) for ct, k in zip(ciphertexts, keys, strict=True)]

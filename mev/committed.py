@@ -6,7 +6,7 @@ hashes to the certified digest and that its certificate holds a quorum of valid
 signatures. ``mev.shares.make_share_batch`` accepts nothing else, so no code
 path — a leader's proposal, a mempool entry, a peer's request — can make a node
 help decrypt a transaction before its order is final. Ciphertexts that fail
-their proof keep their position in the batch (it is part of the order) but are
+their check keep their position in the batch (it is part of the order) but are
 never decrypted.
 """
 
@@ -18,6 +18,7 @@ from typing import Annotated
 
 from mev import kem
 from mev.kem import Ciphertext, InvalidCiphertext
+from mev.keys import ThresholdPublicKey
 from ordering.events import Commit
 from ordering.messages import block_hash
 from ordering.validation import Invalid, MessageValidator
@@ -63,13 +64,15 @@ class CommittedBatch:
         cls,
         commit: Commit,
         validator: MessageValidator,
-        is_valid: Callable[[Ciphertext], bool] | None = None,
+        is_valid: Callable[[Ciphertext], bool],
         read_payload: Callable[[bytes], list[Ciphertext]] | None = None,
     ) -> CommittedBatch:
-        """Check the commit's certificate and payload; ``is_valid`` may reuse mempool checks.
+        """Check the commit's certificate and payload; ``is_valid`` judges each ciphertext.
 
-        ``read_payload`` extracts the ordered ciphertexts from the block payload
-        (default: the payload is an :class:`EncryptedBatch`); it raises DecodeError.
+        ``is_valid`` may reuse the mempool's checks; without them it is
+        ``lambda ct: is_well_formed(public, chain_id, ct)``. ``read_payload``
+        extracts the ordered ciphertexts from the block payload (default: the
+        payload is an :class:`EncryptedBatch`); it raises DecodeError.
         """
         if not isinstance(commit, Commit):
             raise NotCommitted(f"expected a consensus Commit, got {type(commit).__name__}")
@@ -81,9 +84,7 @@ class CommittedBatch:
             cts = (read_payload or _encrypted_batch)(commit.block.payload)
         except (Invalid, DecodeError) as exc:
             raise NotCommitted(str(exc)) from None
-        chain_id = validator.committee.chain_id
-        check = is_valid or (lambda ct: is_well_formed(chain_id, ct))
-        return cls(commit.block.height, digest, cts, [check(ct) for ct in cts], _TOKEN)
+        return cls(commit.block.height, digest, cts, [is_valid(ct) for ct in cts], _TOKEN)
 
     @property
     def decryptable(self) -> list[Ciphertext]:
@@ -95,9 +96,9 @@ def _encrypted_batch(payload: bytes) -> list[Ciphertext]:
     return list(batch.ciphertexts)
 
 
-def is_well_formed(chain_id: str, ct: Ciphertext) -> bool:
+def is_well_formed(public: ThresholdPublicKey, chain_id: str, ct: Ciphertext) -> bool:
     try:
-        kem.check(chain_id, ct)
+        kem.check(public, chain_id, ct)
     except InvalidCiphertext:
         return False
     return True

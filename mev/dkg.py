@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from mev.group import (
-    L,
+    ORDER,
+    InvalidPoint,
     RandomBytes,
     base_mul,
     is_point,
@@ -40,6 +41,7 @@ from mev.group import (
     point_sum,
     random_scalar,
     scalar_bytes,
+    scalar_from_bytes,
 )
 from mev.kem import Scalar
 from mev.keys import KeyShare, Point, ThresholdPublicKey, evaluate, evaluation_point
@@ -215,8 +217,8 @@ class Dkg:
     def _on_private_share(self, sender: int, p: PrivateShare) -> list[DkgAction]:
         if p.dealer != sender or p.recipient != self.me or self.phase > Phase.DEAL:
             return []
-        value = int.from_bytes(p.share, "little")
-        if 0 < value < L:
+        value = scalar_from_bytes(p.share)
+        if 0 < value < ORDER:
             self.shares.setdefault(sender, value)
         return []
 
@@ -236,8 +238,8 @@ class Dkg:
             return []
         if j.accuser not in self.complaints.get(j.dealer, set()):
             return []
-        value = int.from_bytes(j.share, "little")
-        if not (0 < value < L and self._share_is_valid(j.dealer, j.accuser, value)):
+        value = scalar_from_bytes(j.share)
+        if not (0 < value < ORDER and self._share_is_valid(j.dealer, j.accuser, value)):
             self.disqualified.setdefault(j.dealer, f"bad justification for {j.accuser}")
             return []
         self.answered.setdefault(j.dealer, set()).add(j.accuser)
@@ -275,7 +277,7 @@ class Dkg:
         qualified = tuple(d for d in sorted(self.dealings) if d not in self.disqualified)
         if len(qualified) < self.threshold or any(d not in self.shares for d in qualified):
             return Failed(f"only {len(qualified)} qualified dealers, or a share is missing")
-        secret = sum(self.shares[d] for d in qualified) % L
+        secret = sum(self.shares[d] for d in qualified) % ORDER
         try:
             public = self._combined_public_key(qualified)
         except ValueError as exc:  # a degenerate (identity) key: never with an honest dealer
@@ -292,12 +294,15 @@ class Dkg:
 
     def _share_is_valid(self, dealer: int, recipient: int, share: int) -> bool:
         """Feldman check: ``share·G == Σ_k C_k · x^k`` at the recipient's point."""
-        return base_mul(share) == self._commitment_at(self.dealings[dealer], recipient)
+        try:
+            return base_mul(share) == self._commitment_at(self.dealings[dealer], recipient)
+        except InvalidPoint:  # malformed commitments (their dealer is disqualified already)
+            return False
 
     def _commitment_at(self, d: Dealing, recipient: int) -> bytes:
         """``Σ_k C_k · x^k``: the public image of the dealer's polynomial at the recipient."""
         x = evaluation_point(recipient)
-        powers = [pow(x, k, L) for k in range(len(d.commitments))]
+        powers = [pow(x, k, ORDER) for k in range(len(d.commitments))]
         return point_sum(
             c if p == 1 else mul(p, c) for p, c in zip(powers, d.commitments, strict=True)
         )

@@ -1,16 +1,20 @@
-"""Threshold encryption of transactions: TDH2 (Shoup–Gennaro) over Ed25519.
+"""Threshold encryption of transactions: signed ElGamal over secp256k1.
 
 Theory of operation
 -------------------
-To encrypt for the committee's key ``h`` under a label (chain id + rollup
-namespace), a client picks ``r`` and sends ``u = rG`` and ``ū = rḠ``; the
-shared secret ``K = r·h`` is hashed into a 32-byte XChaCha20-Poly1305 key and a
-16-byte key check. A Schnorr-style proof ``(e, f)`` shows that ``u`` and ``ū``
-share one discrete log and binds it to the sealed bytes and the label, so a
-ciphertext can be neither mauled nor moved to another namespace or chain
-(CCA security in the random-oracle model, as in TDH2). Validators jointly
-compute ``K = x·u`` from decryption shares (``mev.shares``) only after the
-order is final.
+To encrypt for the committee's key ``h`` a client picks ``r`` with ``u = rG`` of
+even y (it negates ``r`` otherwise) and publishes the 32-byte x-coordinate of
+``u``; the shared secret ``K = r·h`` is hashed with ``u`` into a 32-byte
+XChaCha20-Poly1305 key and a 16-byte key check. The label binds the chain id,
+the rollup namespace and the fingerprint of ``h``; the payload is sealed with
+the label as associated data; and a BIP-340 Schnorr signature under the secret
+``r`` covers a hash of the label, the key check and the sealed bytes. The
+signature is a proof of knowledge of ``r`` bound to everything else in the
+ciphertext, so a ciphertext can be neither mauled nor moved to another
+namespace, chain or key, and nobody can reuse someone else's ``u`` (signed
+ElGamal: CCA security in the random-oracle and generic-group models). Checking
+one costs one BIP-340 verification. Validators jointly compute ``K = x·u`` from
+decryption shares (``mev.shares``) only after the order is final.
 
 The key check makes the symmetric key committing: a wrong ``K`` (from bad
 shares) is detected before the AEAD is even tried, and no ciphertext can open
@@ -19,6 +23,7 @@ to two different plaintexts under two keys.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Annotated
@@ -27,20 +32,17 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from mev.group import (
-    G_BAR,
-    G,
+    X_BYTES,
     InvalidPoint,
-    L,
     RandomBytes,
-    base_mul,
-    check_point,
-    hash_to_scalar,
+    even_y,
+    framed,
     mul,
     random_scalar,
-    scalar_bytes,
-    sub,
+    schnorr_sign,
+    schnorr_verify,
 )
-from mev.keys import Point, ThresholdPublicKey
+from mev.keys import ThresholdPublicKey
 from sequencer_net.base import codec
 from sequencer_net.base.codec import Size
 
@@ -48,10 +50,12 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_NAMESPACE_CHARS = 64
 TAG_BYTES = 16
 NONCE = bytes(24)  # every ciphertext has a fresh key, so a fixed nonce is safe
-PROOF_DOMAIN = b"seqnet/tdh2/proof/v1"
-KDF_DOMAIN = b"seqnet/tdh2/kdf/v1"
+LABEL_DOMAIN = "seqnet/label/v2"
+KDF_DOMAIN = b"seqnet/kem/kdf/v2"
+SIGNATURE_DOMAIN = b"seqnet/kem/signature/v2"
 
 Scalar = Annotated[bytes, Size(exact=32)]
+XOnly = Annotated[bytes, Size(exact=X_BYTES)]
 
 
 class InvalidCiphertext(ValueError):
@@ -67,17 +71,21 @@ class Ciphertext:
     """An encrypted transaction for one rollup namespace (wire and storage form)."""
 
     namespace: Annotated[str, Size(max=MAX_NAMESPACE_CHARS)]
-    u: Point
-    u_bar: Point
-    e: Scalar
-    f: Scalar
-    key_check: Annotated[bytes, Size(exact=16)]
+    u: XOnly
+    key_check: Annotated[bytes, Size(exact=TAG_BYTES)]
     sealed: Annotated[bytes, Size(max=MAX_PAYLOAD_BYTES + TAG_BYTES)]
+    signature: Annotated[bytes, Size(exact=64)]
 
 
-def label(chain_id: str, namespace: str) -> bytes:
-    """What a ciphertext is bound to: it decrypts for this chain and namespace only."""
-    return codec.dumps_plain(["seqnet/label/v1", chain_id, namespace])
+@functools.lru_cache(maxsize=1024)
+def label(chain_id: str, namespace: str, key_fingerprint: bytes) -> bytes:
+    """What a ciphertext is bound to: it decrypts for this chain, namespace and key only."""
+    return codec.dumps_plain([LABEL_DOMAIN, chain_id, namespace, key_fingerprint])
+
+
+def signed_message(the_label: bytes, key_check: bytes, sealed: bytes) -> bytes:
+    """The 32 bytes the BIP-340 signature covers (``u`` is in BIP-340's own challenge)."""
+    return hashlib.sha256(framed(SIGNATURE_DOMAIN, (the_label, key_check, sealed))).digest()
 
 
 def digest(ct: Ciphertext) -> bytes:
@@ -91,7 +99,7 @@ def digest_of_encoding(data: bytes) -> bytes:
 
 
 def derive_keys(shared: bytes, u: bytes) -> tuple[bytes, bytes]:
-    """(AEAD key, key check) from the shared point ``K`` and the ephemeral ``u``."""
+    """(AEAD key, key check) from the shared point ``K`` (33 bytes) and the x-only ``u``."""
     okm = hashlib.sha512(KDF_DOMAIN + shared + u).digest()
     return okm[:32], okm[32 : 32 + TAG_BYTES]
 
@@ -104,49 +112,53 @@ def encrypt(
     random_bytes: RandomBytes,
 ) -> Ciphertext:
     """Encrypt ``payload`` so that only ``pk.threshold`` validators together can open it."""
+    r = random_scalar(random_bytes)
+    return encrypt_with_secret(pk, chain_id, namespace, payload, r, random_bytes(32))
+
+
+def encrypt_with_secret(
+    pk: ThresholdPublicKey, chain_id: str, namespace: str, payload: bytes, r: int, aux: bytes
+) -> Ciphertext:
+    """``encrypt`` with the ephemeral secret ``r`` and BIP-340's ``aux`` given (test vectors).
+
+    Both must be fresh and secret: whoever knows ``r`` can decrypt.
+    """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     if not namespace or len(namespace) > MAX_NAMESPACE_CHARS:
         raise ValueError("namespace must be 1 to 64 characters")
-    r, s = random_scalar(random_bytes), random_scalar(random_bytes)
-    u, u_bar = base_mul(r), mul(r, G_BAR)
+    r, u = even_y(r)
     key, key_check = derive_keys(mul(r, pk.public_key), u)
-    the_label = label(chain_id, namespace)
+    the_label = label(chain_id, namespace, pk.fingerprint)
     sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(payload, the_label, NONCE, key)
-    w, w_bar = base_mul(s), mul(s, G_BAR)
-    e = _challenge(the_label, key_check, sealed, u, w, u_bar, w_bar)
-    f = (s + r * e) % L
-    return Ciphertext(namespace, u, u_bar, scalar_bytes(e), scalar_bytes(f), key_check, sealed)
+    signature = schnorr_sign(r, signed_message(the_label, key_check, sealed), aux)
+    return Ciphertext(namespace, u, key_check, sealed, signature)
 
 
-def check(chain_id: str, ct: Ciphertext) -> None:
-    """Raise :class:`InvalidCiphertext` unless ``ct`` is well formed for ``chain_id``.
+def check(pk: ThresholdPublicKey, chain_id: str, ct: Ciphertext) -> None:
+    """Raise :class:`InvalidCiphertext` unless ``ct`` is well formed for this chain and key.
 
-    Cost: one base and three variable-base multiplications, two point checks.
+    Cost: one BIP-340 verification (about one variable-base multiplication).
+    Reasons: ``bad-point`` (``u`` is no x-coordinate), ``bad-proof`` (the
+    signature does not hold for this label, key check and sealed payload).
     """
+    message = signed_message(label(chain_id, ct.namespace, pk.fingerprint), ct.key_check, ct.sealed)
     try:
-        check_point(ct.u)
-        check_point(ct.u_bar)
+        valid = schnorr_verify(ct.u, ct.signature, message)
     except InvalidPoint:
         raise InvalidCiphertext("bad-point") from None
-    e, f = int.from_bytes(ct.e, "little"), int.from_bytes(ct.f, "little")
-    if not (0 < e < L and 0 < f < L):
-        raise InvalidCiphertext("bad-scalar")
-    w = sub(base_mul(f), mul(e, ct.u))
-    w_bar = sub(mul(f, G_BAR), mul(e, ct.u_bar))
-    the_label = label(chain_id, ct.namespace)
-    if _challenge(the_label, ct.key_check, ct.sealed, ct.u, w, ct.u_bar, w_bar) != e:
+    if not valid:
         raise InvalidCiphertext("bad-proof")
 
 
-def open_with(chain_id: str, ct: Ciphertext, shared: bytes) -> bytes | None:
+def open_with(pk: ThresholdPublicKey, chain_id: str, ct: Ciphertext, shared: bytes) -> bytes | None:
     """The plaintext if ``shared`` is the right ``K = x·u`` and the AEAD opens, else None."""
     key, key_check = derive_keys(shared, ct.u)
     if key_check != ct.key_check:
         return None
     try:
         return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            ct.sealed, label(chain_id, ct.namespace), NONCE, key
+            ct.sealed, label(chain_id, ct.namespace, pk.fingerprint), NONCE, key
         )
     except nacl.exceptions.CryptoError:
         return None
@@ -155,7 +167,3 @@ def open_with(chain_id: str, ct: Ciphertext, shared: bytes) -> bytes | None:
 def key_matches(ct: Ciphertext, shared: bytes) -> bool:
     """True when ``shared`` is the ``K`` this ciphertext was made with."""
     return derive_keys(shared, ct.u)[1] == ct.key_check
-
-
-def _challenge(the_label: bytes, key_check: bytes, sealed: bytes, *points: bytes) -> int:
-    return hash_to_scalar(PROOF_DOMAIN, the_label, key_check, sealed, G, G_BAR, *points)

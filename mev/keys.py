@@ -7,12 +7,15 @@ degree ``t - 1``; the public key is ``h = f(0) * G`` and its verification key
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 
 from mev.group import (
+    ORDER,
+    POINT_BYTES,
     G,
-    L,
     RandomBytes,
     base_mul,
     check_point,
@@ -22,7 +25,8 @@ from mev.group import (
 )
 from sequencer_net.base.codec import MaxItems, Size
 
-Point = Annotated[bytes, Size(exact=32)]
+Point = Annotated[bytes, Size(exact=POINT_BYTES)]  # compressed SEC1, checked by mev.group
+FINGERPRINT_DOMAIN = b"seqnet/threshold-key/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,20 @@ class ThresholdPublicKey:
     def n(self) -> int:
         return len(self.verification_keys)
 
+    @property
+    def fingerprint(self) -> bytes:
+        """What a ciphertext's label binds: ``SHA-256("seqnet/threshold-key/v1" || h)``.
+
+        Only ``h`` counts: it alone decides who can decrypt, so a re-sharing of
+        the same key (new verification keys) keeps ciphertexts valid.
+        """
+        return key_fingerprint(self.public_key)
+
+
+@functools.lru_cache(maxsize=64)
+def key_fingerprint(public_key: bytes) -> bytes:
+    return hashlib.sha256(FINGERPRINT_DOMAIN + public_key).digest()
+
 
 @dataclass(frozen=True, slots=True)
 class KeyShare:
@@ -52,7 +70,7 @@ class KeyShare:
     secret: int
 
     def __post_init__(self) -> None:
-        if not 0 < self.secret < L:
+        if not 0 < self.secret < ORDER:
             raise ValueError("a key share is a non-zero scalar")
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
@@ -67,7 +85,7 @@ def evaluation_point(index: int) -> int:
 def evaluate(coefficients: list[int], x: int) -> int:
     acc = 0
     for c in reversed(coefficients):
-        acc = (acc * x + c) % L
+        acc = (acc * x + c) % ORDER
     return acc
 
 
@@ -98,7 +116,7 @@ def check_consistent(public: ThresholdPublicKey) -> None:
     something other than the key clients encrypt to and every transaction
     fails to decrypt. The polynomial through the first ``t`` keys is
     evaluated in the exponent at 0 and at every other validator's point.
-    About ``n * t`` scalar multiplications (0.1 ms each): n = 100 takes ~0.3 s.
+    About ``n * t`` scalar multiplications (~30 µs each): n = 100 takes ~0.1 s.
     """
     t = public.threshold
     basis = [evaluation_point(i) for i in range(t)]
@@ -123,5 +141,6 @@ __all__ = [
     "deal",
     "evaluate",
     "evaluation_point",
+    "key_fingerprint",
     "matches",
 ]

@@ -2,7 +2,8 @@
 
 Admission is strict and cheap checks come first: size, strict decoding,
 registered namespace, duplicate (also of recently committed digests, so a
-replayed transaction is not ordered twice), and only then the ciphertext proof.
+replayed transaction is not ordered twice), and only then the ciphertext's
+signature, for this chain and this threshold key.
 Limits hold per namespace and in total; under pressure the oldest entries go
 first. The pool hands the proposer the oldest entries and never decrypts
 anything: decryption shares come only from ``mev.decryptor`` for committed
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 
 from mev import kem
 from mev.kem import Ciphertext, InvalidCiphertext
+from mev.keys import ThresholdPublicKey
 from sequencer_net.base import codec
 from sequencer_net.base.codec import DecodeError
 
-WIRE_OVERHEAD = 256  # namespace, points, scalars and framing around the sealed payload
+WIRE_OVERHEAD = 256  # namespace, u, key check, signature and framing around the sealed payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +54,10 @@ class Entry:
         return len(self.data)
 
 
-def check_ciphertext(chain_id: str, ct: Ciphertext) -> Admission | None:
-    """None when the ciphertext's proof holds, else the refusal (thread-safe, pure)."""
+def check_ciphertext(public: ThresholdPublicKey, chain_id: str, ct: Ciphertext) -> Admission | None:
+    """None when the ciphertext's signature holds, else the refusal (thread-safe, pure)."""
     try:
-        kem.check(chain_id, ct)
+        kem.check(public, chain_id, ct)
     except InvalidCiphertext as exc:
         return Admission(False, exc.reason, kem.digest(ct))
     return None
@@ -63,9 +65,13 @@ def check_ciphertext(chain_id: str, ct: Ciphertext) -> Admission | None:
 
 class EncryptedMempool:
     def __init__(
-        self, chain_id: str, namespaces: Iterable[str], limits: MempoolLimits | None = None
+        self,
+        threshold_key: ThresholdPublicKey,
+        chain_id: str,
+        namespaces: Iterable[str],
+        limits: MempoolLimits | None = None,
     ) -> None:
-        self.chain_id = chain_id
+        self.threshold_key, self.chain_id = threshold_key, chain_id
         self.namespaces = frozenset(namespaces)
         self.limits = limits or MempoolLimits()
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()  # oldest first
@@ -84,7 +90,7 @@ class EncryptedMempool:
         screened = self.screen(data)
         if isinstance(screened, Admission):
             return screened
-        checked = check_ciphertext(self.chain_id, screened)
+        checked = check_ciphertext(self.threshold_key, self.chain_id, screened)
         return checked if checked is not None else self.insert_checked(screened, data)
 
     def add_ciphertext(self, ct: Ciphertext) -> Admission:
@@ -93,7 +99,7 @@ class EncryptedMempool:
     def screen(self, data: bytes) -> Ciphertext | Admission:
         """The cheap checks (size, decoding, namespace, duplicate): a ciphertext or a refusal.
 
-        The expensive proof check is separate so a driver can run it off its
+        The expensive signature check is separate so a driver can run it off its
         event loop (``check_ciphertext``) and then call ``insert_checked``.
         """
         if len(data) > self.limits.max_tx_bytes:
@@ -105,7 +111,7 @@ class EncryptedMempool:
         return self._refusal(ct, kem.digest_of_encoding(data)) or ct
 
     def insert_checked(self, ct: Ciphertext, data: bytes, digest: bytes = b"") -> Admission:
-        """Admit a ciphertext (``data``: its encoding) whose proof ``check_ciphertext`` accepted."""
+        """Admit a ciphertext (``data``: its encoding) that ``check_ciphertext`` accepted."""
         digest = digest or kem.digest_of_encoding(data)
         refused = self._refusal(ct, digest)
         if refused is not None:

@@ -2,14 +2,15 @@
 
 Theory of operation
 -------------------
-For the batch's ciphertexts ``u_1..u_m`` validator ``i`` publishes ``u_ij = x_i·u_j``
-(one scalar multiplication each) and a single Chaum–Pedersen proof that the
-same ``x_i`` links ``G -> h_i`` and ``U -> V``, where ``U = Σ ρ_j u_j`` and
-``V = Σ ρ_j u_ij`` for weights ``ρ_j`` hashed from the whole batch *including
-the shares* (Fiat–Shamir). A prover that changed any share would need the
-random combination of its errors to vanish, which it cannot aim for since the
-weights depend on the errors. Computing ``U`` costs the prover one more
-multiplication per transaction; ``V = x_i·U`` costs one in total.
+For the batch's ciphertexts ``u_1..u_m`` (each lifted to its even-y point)
+validator ``i`` publishes ``u_ij = x_i·u_j`` (one scalar multiplication each)
+and a single Chaum–Pedersen proof that the same ``x_i`` links ``G -> h_i`` and
+``U -> V``, where ``U = Σ ρ_j u_j`` and ``V = Σ ρ_j u_ij`` for weights ``ρ_j``
+hashed from the whole batch *including the shares* (Fiat–Shamir). A prover that
+changed any share would need the random combination of its errors to vanish,
+which it cannot aim for since the weights depend on the errors. Computing
+``U`` costs the prover one more multiplication per transaction; ``V = x_i·U``
+costs one in total.
 
 Proofs are checked only when an optimistic combination fails (``mev.combine``);
 there each share batch costs its verifier two multiplications per transaction.
@@ -24,24 +25,26 @@ from typing import Annotated
 
 from mev.committed import MAX_BATCH, CommittedBatch, NotCommitted
 from mev.group import (
+    ORDER,
     G,
     InvalidPoint,
-    L,
-    base_mul,
-    check_point,
+    base_times,
+    element,
+    element_sum,
+    encode,
     hash_to_scalar,
-    linear_combination,
-    mul,
+    lift_x,
     scalar_bytes,
-    sub,
+    scalar_from_bytes,
+    times,
 )
 from mev.kem import Scalar
 from mev.keys import KeyShare, Point, ThresholdPublicKey
 from sequencer_net.base.codec import Digest, IntRange, MaxItems
 
-WEIGHTS_DOMAIN = b"seqnet/shares/weights/v1"
-NONCE_DOMAIN = b"seqnet/shares/nonce/v1"
-DLEQ_DOMAIN = b"seqnet/shares/dleq/v1"
+WEIGHTS_DOMAIN = b"seqnet/shares/weights/v2"
+NONCE_DOMAIN = b"seqnet/shares/nonce/v2"
+DLEQ_DOMAIN = b"seqnet/shares/dleq/v2"
 ZERO = bytes(32)
 
 
@@ -72,16 +75,19 @@ def make_share_batch(
 def _make_shares(
     key: KeyShare, public: ThresholdPublicKey, batch_id: bytes, us: Sequence[bytes]
 ) -> ShareBatch:
-    x = key.secret
-    shares = tuple(mul(x, u) for u in us)
-    if not shares:
+    """(``us``: x-only ``u`` of checked ciphertexts; InvalidPoint for one that is no point.)"""
+    if not us:
         return ShareBatch(key.index, batch_id, (), ZERO, ZERO)
+    x = key.secret
+    points = [lift_x(u) for u in us]
+    shares = tuple(encode(times(x, p)) for p in points)
     h_i = public.verification_keys[key.index]
-    big_u = linear_combination(zip(_weights(batch_id, key.index, h_i, us, shares), us, strict=True))
-    big_v = mul(x, big_u)
-    k = hash_to_scalar(NONCE_DOMAIN, scalar_bytes(x), batch_id, big_u)
-    c = _dleq_challenge(h_i, big_u, big_v, base_mul(k), mul(k, big_u))
-    z = (k + c * x) % L
+    weights = _weights(batch_id, key.index, h_i, us, shares)
+    big_u = element_sum([times(w, p) for w, p in zip(weights, points, strict=True)])
+    u_bytes, v_bytes = encode(big_u), encode(times(x, big_u))
+    k = hash_to_scalar(NONCE_DOMAIN, scalar_bytes(x), batch_id, u_bytes)
+    c = _dleq_challenge(h_i, u_bytes, v_bytes, encode(base_times(k)), encode(times(k, big_u)))
+    z = (k + c * x) % ORDER
     return ShareBatch(key.index, batch_id, shares, scalar_bytes(c), scalar_bytes(z))
 
 
@@ -95,24 +101,21 @@ def verify_share_batch(
         return False
     if not us:
         return True
-    try:
-        for share in batch.shares:
-            check_point(share)
-    except InvalidPoint:
-        return False
-    c, z = int.from_bytes(batch.challenge, "little"), int.from_bytes(batch.response, "little")
-    if not (0 < c < L and 0 < z < L):
+    c, z = scalar_from_bytes(batch.challenge), scalar_from_bytes(batch.response)
+    if not (0 < c < ORDER and 0 < z < ORDER):
         return False
     h_i = public.verification_keys[batch.node]
     weights = _weights(batch_id, batch.node, h_i, us, batch.shares)
-    big_u = linear_combination(zip(weights, us, strict=True))
-    big_v = linear_combination(zip(weights, batch.shares, strict=True))
     try:
-        a = sub(base_mul(z), mul(c, h_i))
-        b = sub(mul(z, big_u), mul(c, big_v))
+        shares = [element(s) for s in batch.shares]
+        points = [lift_x(u) for u in us]
+        big_u = element_sum([times(w, p) for w, p in zip(weights, points, strict=True)])
+        big_v = element_sum([times(w, s) for w, s in zip(weights, shares, strict=True)])
+        a = element_sum([base_times(z), times(ORDER - c, element(h_i))])
+        b = element_sum([times(z, big_u), times(ORDER - c, big_v)])
     except InvalidPoint:
         return False
-    return _dleq_challenge(h_i, big_u, big_v, a, b) == c
+    return _dleq_challenge(h_i, encode(big_u), encode(big_v), encode(a), encode(b)) == c
 
 
 def _weights(

@@ -87,7 +87,7 @@ def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
     us, batch_id = [ct.u for ct in cts], bytes(32)
     start = time.perf_counter()
     for ct in cts:
-        kem.check("bench", ct)
+        kem.check(public, "bench", ct)
     own = _make_shares(shares[0], public, batch_id, us)
     mine = time.perf_counter() - start
     others = {s.index: _make_shares(s, public, batch_id, us) for s in shares[1 : public.threshold]}

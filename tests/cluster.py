@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from mev import kem
+from mev import group, kem
 from ops import health
 from sequencer_net.base import codec
 from sequencer_net.node.genesis import Genesis, load_genesis
@@ -42,6 +42,19 @@ def encrypted(genesis: Genesis, namespace: str, payload: bytes) -> bytes:
     """A client's transaction: ``payload`` threshold-encrypted for ``namespace``."""
     ct = kem.encrypt(genesis.threshold_key, genesis.chain_id, namespace, payload, os.urandom)
     return codec.encode(ct)
+
+
+def unopenable(genesis: Genesis, namespace: str) -> bytes:
+    """A ciphertext whose signature holds for this network but whose key check fits no key.
+
+    It is admitted and ordered, then judged invalid on every node; no peer's
+    stored key can prove that verdict (only the shares can).
+    """
+    r, u = group.even_y(group.random_scalar(os.urandom))
+    key_check, sealed = os.urandom(16), os.urandom(40)
+    label = kem.label(genesis.chain_id, namespace, genesis.threshold_key.fingerprint)
+    signature = group.schnorr_sign(r, kem.signed_message(label, key_check, sealed), os.urandom(32))
+    return codec.encode(kem.Ciphertext(namespace, u, key_check, sealed, signature))
 
 
 async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:

@@ -112,7 +112,7 @@ def test_keygen_then_encrypt(tmp_path: pathlib.Path) -> None:
     )
     assert enc.returncode == 0
     ct = codec.decode(kem.Ciphertext, bytes.fromhex(enc.stdout.strip()))
-    kem.check(genesis.chain_id, ct)
+    kem.check(genesis.threshold_key, genesis.chain_id, ct)
     bad = seqnet("encrypt", "--genesis", str(tmp_path / "genesis.json"), "--namespace", "x", "y")
     assert bad.returncode == 2 and "not registered" in bad.stderr
 

@@ -1,8 +1,8 @@
 """A running validator that lost the shares of a block holding an unopenable ciphertext.
 
 Four validators in one process over real libp2p. Validator 3 loses every share
-frame while a block is committed that holds a ciphertext with a valid proof and
-a payload that opens to nothing (made for another network's key). Peers' stored
+frame while a block is committed that holds a ciphertext with a valid signature
+and a payload that opens to nothing (its key check fits no key). Peers' stored
 keys cannot prove that verdict, so without its shares it cannot move on; once
 frames flow again it asks its peers to send their shares for that block again,
 combines them like the others did and agrees: invalid. No restart involved.
@@ -21,6 +21,7 @@ from sequencer_net.node.storage import Store
 from sequencer_net.node.validator import Settings, Validator
 from sequencer_net.node.wire import SHARES, ShareRequest
 from tests.cluster import encrypted, free_base_port, ignored, until
+from tests.cluster import unopenable as unopenable_ciphertext
 
 
 def verdict(v: Validator, data: bytes) -> str:
@@ -39,8 +40,7 @@ async def test_a_validator_that_lost_the_shares_asks_again_and_agrees_it_is_inva
         for k in keys
     ]
     lagging = validators[3]
-    foreign, _ = create(4, chain_id=chain_id)
-    unopenable = encrypted(foreign, "rollup-a", b"opens to nothing")
+    unopenable = unopenable_ciphertext(genesis, "rollup-a")
     honest = encrypted(genesis, "rollup-b", b"after it")
     async with trio.open_nursery() as nursery:
         for v in validators:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from mev import group, kem
 from mev.combine import open_batch
-from mev.committed import CommittedBatch, EncryptedBatch
+from mev.committed import CommittedBatch, EncryptedBatch, is_well_formed
 from mev.dkg import (
     Complaint,
     Dealing,
@@ -57,7 +58,8 @@ def test_the_generated_key_encrypts_and_t_shares_decrypt() -> None:
         result.public, net.chain_id, "rollup-a", b"secret", group.seeded_random_bytes(b"k")
     )
     commit = commit_of(net, codec.encode(EncryptedBatch((ct,))))
-    batch = CommittedBatch.from_commit(commit, MessageValidator(net.committee))
+    valid = functools.partial(is_well_formed, result.public, net.chain_id)
+    batch = CommittedBatch.from_commit(commit, MessageValidator(net.committee), valid)
     shares = {i: make_share_batch(run.results[i].share, result.public, batch) for i in honest[-3:]}
     opening = open_batch(result.public, net.chain_id, batch.batch_id, [ct], shares)
     assert opening.plaintexts == [b"secret"]

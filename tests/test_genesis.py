@@ -15,6 +15,7 @@ from mev.keys import matches
 from sequencer_net.node import genesis as gen
 
 GENESIS, KEYS = gen.create(4, random_bytes=group.seeded_random_bytes(b"genesis-tests"))
+NON_CANONICAL_X = (1 + group.FIELD_PRIME).to_bytes(32, "big").hex()  # x = 1, plus p
 
 
 def test_round_trip_through_files(tmp_path: pathlib.Path) -> None:
@@ -132,9 +133,13 @@ def _swapped_verification_keys() -> list[str]:
         ),
         (
             ["threshold", "public_key"],
-            _validator_json(0)["public_key"],
+            GENESIS.to_json()["threshold"]["verification_keys"][0],
             "public_key is not the value",
         ),
+        (["threshold", "public_key"], _validator_json(0)["public_key"], "expected 33 bytes"),
+        (["threshold", "public_key"], "02" + "00" * 32, "threshold: not a point"),
+        (["threshold", "public_key"], "02" + NON_CANONICAL_X, "threshold: not a canonical"),
+        (["threshold", "verification_keys", 1], "04" + "00" * 32, "threshold: not a canonical"),
         (["validators", 1], _validator_json(0, index=1), "same public_key as validators"),
         (["validators", 1, "address"], _validator_json(0)["address"], "same address as validators"),
         (["validators", 1, "address"], "127.0.0.1:7101", r"validators\[1\].address"),
@@ -166,3 +171,16 @@ def test_a_dealer_is_held_to_the_same_rules() -> None:
     with pytest.raises(gen.GenesisError, match=r"t = 3 but n = 4"):
         gen.create(4, threshold=3)
     assert gen.create(7)[0].threshold_key.threshold == 3
+
+
+@pytest.mark.parametrize("share", ["00" * 32, f"{group.ORDER:064x}", "ff" * 32])
+def test_a_key_file_share_outside_1_to_n_is_refused(share: str) -> None:
+    doc = {**KEYS[0].to_json(), "threshold_share": share}
+    with pytest.raises(gen.GenesisError, match="threshold_share is not a valid scalar"):
+        gen.NodeKeys.from_json(doc)
+
+
+def test_the_threshold_share_is_stored_as_32_big_endian_bytes() -> None:
+    doc = KEYS[1].to_json()
+    assert int(doc["threshold_share"], 16) == KEYS[1].key_share.secret
+    assert len(GENESIS.to_json()["threshold"]["public_key"]) == 66  # 33 bytes, compressed

@@ -21,7 +21,7 @@ def wire(payload: bytes, namespace: str = "a") -> bytes:
 
 
 def pool(**limits: int) -> EncryptedMempool:
-    return EncryptedMempool(CHAIN, ["a", "b"], MempoolLimits(**limits))
+    return EncryptedMempool(PUBLIC, CHAIN, ["a", "b"], MempoolLimits(**limits))
 
 
 def test_accepts_then_refuses_a_duplicate() -> None:
@@ -49,6 +49,16 @@ def test_unknown_namespace_and_bad_proof_are_refused() -> None:
     assert mp.add(wire(b"x", "c")).reason == "unknown-namespace"
     ct = codec.decode(kem.Ciphertext, wire(b"y"))
     assert mp.add(codec.encode(replace(ct, namespace="b"))).reason == "bad-proof"
+    assert len(mp) == 0
+
+
+def test_a_ciphertext_for_another_key_or_with_a_bad_point_is_refused() -> None:
+    mp = pool()
+    other, _ = deal(4, 2, group.seeded_random_bytes(b"another committee"))
+    theirs = codec.encode(kem.encrypt(other, CHAIN, "a", b"x", RNG))
+    assert mp.add(theirs).reason == "bad-proof"
+    ct = codec.decode(kem.Ciphertext, wire(b"y"))
+    assert mp.add(codec.encode(replace(ct, u=bytes(32)))).reason == "bad-point"
     assert len(mp) == 0
 
 

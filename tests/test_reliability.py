@@ -1,7 +1,7 @@
 """Attacks from outside on real validator processes: what once broke a running cluster.
 
-- A ciphertext with a valid proof whose payload opens to nothing (made for
-  another network's key) is ordered while a validator is down; that validator
+- A ciphertext with a valid signature whose payload opens to nothing (its key
+  check fits no key) is ordered while a validator is down; that validator
   restarts, catches up past it and reaches the live nodes' verdict ("invalid"),
   then keeps decrypting. Peers' stored keys cannot prove that verdict (no key
   matches the ciphertext's key check), so the node must combine shares itself.
@@ -28,8 +28,8 @@ from typing import Any
 from mev import kem
 from sequencer_net.base import codec
 from sequencer_net.client.http import get_json
-from sequencer_net.node.genesis import create
 from tests.cluster import Processes, encrypted, seqnet, wait_until
+from tests.cluster import unopenable as unopenable_ciphertext
 
 
 def post_tx(address: str, data: bytes) -> tuple[int, Any]:
@@ -68,10 +68,9 @@ def test_a_validator_down_while_an_unopenable_ciphertext_was_ordered_agrees_it_i
     try:
         c.wait_committing()
         c.kill(3)
-        foreign, _ = create(4, chain_id=c.genesis.chain_id)  # same chain id, another key
-        unopenable = encrypted(foreign, "rollup-a", b"opens to nothing here")
+        unopenable = unopenable_ciphertext(c.genesis, "rollup-a")
         honest = encrypted(c.genesis, "rollup-a", b"ordered after it")
-        assert post_tx(c.api(0), unopenable)[0] == 202  # its proof holds
+        assert post_tx(c.api(0), unopenable)[0] == 202  # its signature holds
         assert post_tx(c.api(0), honest)[0] == 202
         wait_until(lambda: decided(c, 0, unopenable, "invalid"), 30)
         wait_until(lambda: decided(c, 0, honest, "decrypted"), 30)

@@ -1,18 +1,20 @@
-"""Threshold encryption: TDH2 ciphertexts, batched shares, optimistic combine, the API guard."""
+"""Threshold encryption: signed ElGamal ciphertexts, batched shares, optimistic combine."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import replace
 
+import nacl.bindings as sodium
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mev import group, kem
 from mev.combine import NotEnoughShares, open_batch, open_with_keys
-from mev.committed import CommittedBatch, EncryptedBatch, NotCommitted
+from mev.committed import CommittedBatch, EncryptedBatch, NotCommitted, is_well_formed
 from mev.decryptor import Decryptor
 from mev.kem import Ciphertext, InvalidCiphertext
 from mev.keys import deal
@@ -24,7 +26,9 @@ from tests.factory import Net, commit_of
 NET = Net(4)
 CHAIN = NET.chain_id
 PUBLIC, KEYS = deal(4, 2, group.seeded_random_bytes(b"threshold-tests"))
+OTHER, _ = deal(4, 2, group.seeded_random_bytes(b"another committee"))  # same chain, other key
 RNG = group.seeded_random_bytes(b"encryptions")
+ONE_PLUS_P = (1 + group.FIELD_PRIME).to_bytes(32, "big")  # x = 1 is on the curve: not canonical
 
 
 def encrypt(payload: bytes, namespace: str = "rollup-a") -> Ciphertext:
@@ -33,7 +37,11 @@ def encrypt(payload: bytes, namespace: str = "rollup-a") -> Ciphertext:
 
 def committed(cts: list[Ciphertext]) -> CommittedBatch:
     payload = codec.encode(EncryptedBatch(tuple(cts)))
-    return CommittedBatch.from_commit(commit_of(NET, payload), MessageValidator(NET.committee))
+    return CommittedBatch.from_commit(
+        commit_of(NET, payload),
+        MessageValidator(NET.committee),
+        functools.partial(is_well_formed, PUBLIC, CHAIN),
+    )
 
 
 def shares_for(batch: CommittedBatch, nodes: list[int]) -> dict[int, ShareBatch]:
@@ -42,8 +50,15 @@ def shares_for(batch: CommittedBatch, nodes: list[int]) -> dict[int, ShareBatch]
 
 def reason(ct: Ciphertext, chain_id: str = CHAIN) -> str:
     with pytest.raises(InvalidCiphertext) as info:
-        kem.check(chain_id, ct)
+        kem.check(PUBLIC, chain_id, ct)
     return info.value.reason
+
+
+def signed(namespace: str, r: int, u: bytes, key_check: bytes, sealed: bytes) -> Ciphertext:
+    """A ciphertext with ``u`` signed under ``r`` (valid only if ``u`` is ``r``'s)."""
+    the_label = kem.label(CHAIN, namespace, PUBLIC.fingerprint)
+    message = kem.signed_message(the_label, key_check, sealed)
+    return Ciphertext(namespace, u, key_check, sealed, group.schnorr_sign(r, message, bytes(32)))
 
 
 # ------------------------------------------------------------ ciphertexts
@@ -51,15 +66,17 @@ def reason(ct: Ciphertext, chain_id: str = CHAIN) -> str:
 
 def test_ciphertext_checks_and_round_trips_on_the_wire() -> None:
     ct = encrypt(b"transfer 5 to bob")
-    kem.check(CHAIN, ct)
+    kem.check(PUBLIC, CHAIN, ct)
     assert codec.decode(Ciphertext, codec.encode(ct)) == ct
+    assert len(ct.u) == 32 and len(ct.signature) == 64
 
 
-def test_tampered_sealed_payload_is_rejected() -> None:
+def test_tampered_sealed_payload_or_key_check_is_rejected() -> None:
     ct = encrypt(b"payload")
     sealed = bytearray(ct.sealed)
     sealed[0] ^= 1
     assert reason(replace(ct, sealed=bytes(sealed))) == "bad-proof"
+    assert reason(replace(ct, key_check=bytes(16))) == "bad-proof"
 
 
 def test_ciphertext_cannot_be_moved_to_another_namespace_or_chain() -> None:
@@ -68,30 +85,142 @@ def test_ciphertext_cannot_be_moved_to_another_namespace_or_chain() -> None:
     assert reason(ct, chain_id="other-chain") == "bad-proof"
 
 
-def test_forged_proof_is_rejected() -> None:
+def test_a_ciphertext_for_another_key_of_the_same_chain_is_refused_at_check() -> None:
+    theirs = kem.encrypt(OTHER, CHAIN, "rollup-a", b"payload", RNG)
+    kem.check(OTHER, CHAIN, theirs)  # fine for the committee it was made for
+    assert reason(theirs) == "bad-proof"  # not ordered here: it could never be opened
+    assert not is_well_formed(PUBLIC, CHAIN, theirs)
+    assert PUBLIC.fingerprint != OTHER.fingerprint
+
+
+def test_forged_signatures_are_rejected() -> None:
     ct = encrypt(b"payload")
-    forged = replace(ct, e=group.scalar_bytes(12345), f=group.scalar_bytes(67890))
-    assert reason(forged) == "bad-proof"
-    assert reason(replace(ct, e=bytes(32))) == "bad-scalar"
+    for forged in (bytes(64), os.urandom(64), ct.signature[:32] + bytes([0xFF]) * 32):
+        assert reason(replace(ct, signature=forged)) == "bad-proof"
+
+
+def test_tampered_u_is_rejected() -> None:
+    ct = encrypt(b"payload")
+    assert reason(replace(ct, u=encrypt(b"other").u)) == "bad-proof"  # another valid point
+    assert reason(replace(ct, u=bytes(32))) == "bad-point"  # x = 0: no point of secp256k1
+    assert reason(replace(ct, u=group.FIELD_PRIME.to_bytes(32, "big"))) == "bad-point"
+    assert reason(replace(ct, u=ONE_PLUS_P)) == "bad-point"  # x = 1 + p: not canonical
+
+
+def test_a_copied_u_cannot_carry_another_label_or_payload() -> None:
+    """Without ``r`` nobody can sign for a copied ``u``: not under a new label, not new bytes."""
+    victim = encrypt(b"buy 100 at any price", "rollup-a")
+    mine, _ = group.even_y(group.random_scalar(os.urandom))
+    copied = signed("rollup-b", mine, victim.u, victim.key_check, victim.sealed)
+    assert reason(copied) == "bad-proof"  # the victim's u, signed with the attacker's own key
+    relabelled = replace(victim, namespace="rollup-b")
+    assert reason(relabelled) == "bad-proof"
+    resealed = replace(victim, sealed=os.urandom(len(victim.sealed)))
+    assert reason(resealed) == "bad-proof"
+
+
+def test_a_signature_cannot_be_reattached_to_another_ciphertext() -> None:
+    first, second = encrypt(b"first"), encrypt(b"second")
+    assert reason(replace(second, signature=first.signature)) == "bad-proof"
+    assert reason(replace(second, u=first.u, signature=first.signature)) == "bad-proof"
+    assert reason(replace(first, sealed=second.sealed, key_check=second.key_check)) == "bad-proof"
+
+
+def test_u_is_x_only_so_its_point_always_has_even_y() -> None:
+    for _ in range(20):
+        r, x = group.even_y(group.random_scalar(os.urandom))
+        assert group.base_mul(r) == b"\x02" + x
+        assert group.encode(group.lift_x(encrypt(b"p").u))[0] == 2
+
+
+def test_a_sender_that_skips_the_even_y_rule_makes_a_ciphertext_nobody_opens() -> None:
+    """With odd y the sender's ``K = r·h`` is ``-x·lift(u)``: the key check fails on every node."""
+    r = group.ORDER - group.even_y(group.random_scalar(os.urandom))[0]  # r·G has odd y
+    u = group.base_mul(r)[1:]
+    key, key_check = kem.derive_keys(group.mul(r, PUBLIC.public_key), u)
+    the_label = kem.label(CHAIN, "rollup-a", PUBLIC.fingerprint)
+    sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(b"odd", the_label, kem.NONCE, key)
+    careless = signed("rollup-a", r, u, key_check, sealed)
+    kem.check(PUBLIC, CHAIN, careless)  # BIP-340 negates the key itself: the signature holds
+    cts = [encrypt(b"good"), careless]
+    batch = committed(cts)
+    for subset in ([0, 1], [2, 3]):
+        opening = open_batch(PUBLIC, CHAIN, batch.batch_id, cts, shares_for(batch, subset))
+        assert opening.plaintexts == [b"good", None]
 
 
 @pytest.mark.parametrize(
     "point",
     [
-        bytes([1]) + bytes(31),  # the identity
-        bytes.fromhex(
-            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"
-        ),  # order 2
-        bytes.fromhex(
-            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"
-        ),  # order 8
-        bytes(32),  # order 4
+        b"\x02" + ONE_PLUS_P,  # x = 1 + p: the point x = 1, encoded non-canonically
+        b"\x03" + ONE_PLUS_P,
+        b"\x04"
+        + bytes.fromhex(  # G uncompressed: 65 bytes
+            "79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798"
+            "483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8"
+        ),
+        b"\x06" + group.G[1:],  # a hybrid / unknown prefix
+        b"\x00",  # the identity (SEC1's point at infinity)
+        bytes(33),
+        b"\x02" + bytes(32),  # x = 0: not on the curve
+        group.G[:32],  # truncated
     ],
 )
-def test_points_of_small_order_are_rejected(point: bytes) -> None:
-    ct = encrypt(b"payload")
-    assert reason(replace(ct, u=point)) == "bad-point"
-    assert reason(replace(ct, u_bar=point)) == "bad-point"
+def test_non_canonical_and_invalid_point_encodings_are_refused(point: bytes) -> None:
+    assert not group.is_point(point)
+    with pytest.raises(group.InvalidPoint):
+        group.element(point)
+
+
+def test_canonical_encodings_round_trip() -> None:
+    for prefix in (b"\x02", b"\x03"):
+        one = prefix + (1).to_bytes(32, "big")  # the two points with x = 1
+        assert group.encode(group.element(one)) == one
+    assert group.check_point(group.G) == group.G and group.G.hex().startswith("0279be667ef9dcbb")
+
+
+# ------------------------------------------------------------ the group
+
+
+scalars = st.integers(1, group.ORDER - 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(scalars, scalars, st.sampled_from([1, 2, 3, group.ORDER - 1, group.ORDER - 3]))
+def test_group_operations_agree_with_scalar_arithmetic(a: int, b: int, small: int) -> None:
+    p = group.base_mul(a)
+    assert group.mul(b, p) == group.base_mul(a * b % group.ORDER)
+    if (a + b) % group.ORDER:
+        assert group.add(p, group.base_mul(b)) == group.base_mul((a + b) % group.ORDER)
+        assert group.sub(p, group.base_mul(group.ORDER - b)) == group.add(p, group.base_mul(b))
+    assert group.neg(p) == group.base_mul(group.ORDER - a)
+    terms = [(small, p), (b, group.G)]
+    expected = (small * a + b) % group.ORDER
+    if expected:
+        assert group.linear_combination(terms) == group.base_mul(expected)
+
+
+def test_identity_results_and_zero_scalars_raise() -> None:
+    p = group.base_mul(7)
+    with pytest.raises(group.InvalidPoint):
+        group.add(p, group.neg(p))
+    with pytest.raises(group.InvalidPoint):
+        group.linear_combination([(1, p), (group.ORDER - 1, p)])
+    for zero in (0, group.ORDER):
+        with pytest.raises(ValueError, match="zero"):
+            group.mul(zero, p)
+        with pytest.raises(ValueError, match="zero"):
+            group.base_mul(zero)
+    with pytest.raises(group.InvalidPoint):
+        group.neg(b"")
+
+
+def test_scalars_are_32_big_endian_bytes_and_hashes_never_zero() -> None:
+    assert group.scalar_bytes(1) == bytes(31) + b"\x01"
+    assert group.scalar_from_bytes(group.scalar_bytes(group.ORDER - 1)) == group.ORDER - 1
+    assert all(0 < group.hash_to_scalar(b"d", bytes([i])) < group.ORDER for i in range(50))
+    lam = group.lagrange_at_zero([1, 2])
+    assert lam == [2, group.ORDER - 1]  # small: the combine multiplies cheaply
 
 
 # ------------------------------------------------------------ shares and combine
@@ -149,22 +278,15 @@ def test_shares_for_another_batch_do_not_count() -> None:
 
 
 def _garbage_payload_ciphertext() -> Ciphertext:
-    """A ciphertext with a valid proof whose sealed bytes open under no key."""
-    r, s = group.random_scalar(os.urandom), group.random_scalar(os.urandom)
-    u, u_bar = group.base_mul(r), group.mul(r, group.G_BAR)
+    """A ciphertext with a valid signature and key check whose sealed bytes open under no key."""
+    r, u = group.even_y(group.random_scalar(os.urandom))
     _, key_check = kem.derive_keys(group.mul(r, PUBLIC.public_key), u)
-    sealed = os.urandom(40)
-    w, w_bar = group.base_mul(s), group.mul(s, group.G_BAR)
-    e = kem._challenge(kem.label(CHAIN, "rollup-a"), key_check, sealed, u, w, u_bar, w_bar)
-    f = (s + r * e) % group.L
-    return Ciphertext(
-        "rollup-a", u, u_bar, group.scalar_bytes(e), group.scalar_bytes(f), key_check, sealed
-    )
+    return signed("rollup-a", r, u, key_check, os.urandom(40))
 
 
 def test_a_payload_that_does_not_open_is_invalid_on_every_node_alike() -> None:
     cts = [encrypt(b"good"), _garbage_payload_ciphertext()]
-    kem.check(CHAIN, cts[1])  # the proof is fine: only the payload is bad
+    kem.check(PUBLIC, CHAIN, cts[1])  # the signature is fine: only the payload is bad
     batch = committed(cts)
     verdicts = [
         open_batch(PUBLIC, CHAIN, batch.batch_id, cts, shares_for(batch, subset)).plaintexts
@@ -187,6 +309,32 @@ def test_invalid_ciphertexts_keep_their_place_but_get_no_share() -> None:
 # ------------------------------------------------------------ the API guard
 
 
+def test_a_share_in_a_non_canonical_encoding_is_blamed() -> None:
+    cts = [encrypt(b"tx-0"), encrypt(b"tx-1")]
+    batch = committed(cts)
+    shares = shares_for(batch, [0, 1, 2])
+    wrong = (b"\x02" + ONE_PLUS_P, shares[0].shares[1])
+    shares[0] = replace(shares[0], shares=wrong)
+    assert not verify_share_batch(PUBLIC, batch.batch_id, [c.u for c in cts], shares[0])
+    opening = open_batch(PUBLIC, CHAIN, batch.batch_id, cts, shares)
+    assert opening.plaintexts == [b"tx-0", b"tx-1"] and opening.blamed == [0]
+
+
+def test_a_proof_for_other_shares_or_another_sender_does_not_verify() -> None:
+    cts = [encrypt(b"tx-0"), encrypt(b"tx-1")]
+    batch = committed(cts)
+    us = [c.u for c in cts]
+    shares = shares_for(batch, [0, 1])
+    assert verify_share_batch(PUBLIC, batch.batch_id, us, shares[0])
+    swapped = replace(shares[0], shares=tuple(reversed(shares[0].shares)))
+    assert not verify_share_batch(PUBLIC, batch.batch_id, us, swapped)
+    assert not verify_share_batch(PUBLIC, batch.batch_id, us, replace(shares[0], node=1))
+    stolen = replace(shares[1], challenge=shares[0].challenge, response=shares[0].response)
+    assert not verify_share_batch(PUBLIC, batch.batch_id, us, stolen)
+    zero = replace(shares[0], response=bytes(32))
+    assert not verify_share_batch(PUBLIC, batch.batch_id, us, zero)
+
+
 def test_no_share_without_a_committed_batch() -> None:
     with pytest.raises(NotCommitted):
         make_share_batch(KEYS[0], PUBLIC, [encrypt(b"x").u])  # type: ignore[arg-type]
@@ -198,14 +346,15 @@ def test_a_commit_without_a_valid_quorum_certificate_is_refused() -> None:
     payload = codec.encode(EncryptedBatch((encrypt(b"x"),)))
     commit = commit_of(NET, payload)
     validator = MessageValidator(NET.committee)
+    valid = functools.partial(is_well_formed, PUBLIC, CHAIN)
     forged_qc = replace(commit.certificate, signatures=commit.certificate.signatures[:2])
     with pytest.raises(NotCommitted):
-        CommittedBatch.from_commit(replace(commit, certificate=forged_qc), validator)
+        CommittedBatch.from_commit(replace(commit, certificate=forged_qc), validator, valid)
     other = commit_of(NET, codec.encode(EncryptedBatch(())))
     with pytest.raises(NotCommitted):
-        CommittedBatch.from_commit(replace(commit, certificate=other.certificate), validator)
+        CommittedBatch.from_commit(replace(commit, certificate=other.certificate), validator, valid)
     with pytest.raises(NotCommitted):
-        CommittedBatch.from_commit(commit_of(NET, b"not a batch"), validator)
+        CommittedBatch.from_commit(commit_of(NET, b"not a batch"), validator, valid)
 
 
 # ------------------------------------------------------------ properties
@@ -232,6 +381,26 @@ def test_keys_published_by_one_combiner_open_the_batch_for_everyone() -> None:
     batch = committed(cts)
     opening = open_batch(PUBLIC, CHAIN, batch.batch_id, cts, shares_for(batch, [0, 2]))
     keys = [k for k in opening.keys if k is not None]
-    assert open_with_keys(CHAIN, cts, keys) == [b"tx-0", b"tx-1", b"tx-2"]
+    assert open_with_keys(PUBLIC, CHAIN, cts, keys) == [b"tx-0", b"tx-1", b"tx-2"]
     forged = [keys[0], group.base_mul(5), keys[2]]
-    assert open_with_keys(CHAIN, cts, forged) is None  # caught by the key check: combine yourself
+    assert open_with_keys(PUBLIC, CHAIN, cts, forged) is None  # the key check: combine yourself
+    assert open_with_keys(OTHER, CHAIN, cts, keys) == [None, None, None]  # another label: no AEAD
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_change_to_a_ciphertext_is_refused(data: st.DataObject) -> None:
+    """Flip any bit of the encoding: it no longer decodes, or its check fails."""
+    encoded = bytearray(codec.encode(CIPHERTEXT))
+    position = data.draw(st.integers(0, len(encoded) - 1))
+    encoded[position] ^= 1 << data.draw(st.integers(0, 7))
+    try:
+        changed = codec.decode(Ciphertext, bytes(encoded))
+    except codec.DecodeError:
+        return
+    assert changed != CIPHERTEXT
+    with pytest.raises(InvalidCiphertext):
+        kem.check(PUBLIC, CHAIN, changed)
+
+
+CIPHERTEXT = kem.encrypt(PUBLIC, CHAIN, "rollup-a", b"x" * 40, RNG)

@@ -40,7 +40,7 @@ def samples() -> list[tuple[Family, object]]:
     cert = BatchCertificate(header, ((0, b"\x03" * 64), (2, b"\x04" * 64)))
     return [
         (TX, TxBatch((b"tx-1", b"tx-2"))),
-        (SHARES, ShareBatch(1, bytes(32), (bytes(32),), bytes(32), bytes(32))),
+        (SHARES, ShareBatch(1, bytes(32), (bytes(33),), bytes(32), bytes(32))),
         (SHARES, ShareRequest(7, bytes(32))),
         (SHARES, BatchVote(net.keys[1].sign(header, net.chain_id, 1))),
         (SHARES, CertificateRequest(3)),

@@ -8,9 +8,9 @@ documented test committee (``docs/wire-format.md``: chain ``test-chain``, keys
 payload ``"hello"``; everything else is a literal below. The batch header's
 namespace root is a literal too (``delivery/nmt.py`` has its own vectors); its
 signatures are real (ed25519 is deterministic), so these bytes also pin the
-header's sign bytes (domain ``seqnet/batch-header/v1``). Share points and
-scalars are arbitrary 32-byte strings: the codec checks lengths, not curve
-points (``mev.shares.verify_share_batch`` does).
+header's sign bytes (domain ``seqnet/batch-header/v1``). Share points are
+arbitrary 33-byte strings and scalars 32-byte ones: the codec checks lengths,
+not curve points (``mev.shares.verify_share_batch`` does).
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ BATCH_HASH_HEX = "ec17f95bad4e8bc7974b5dd7502f56cb301040bfcddcea271e07ef48f825a6
 TX_BATCH_HEX = "8201a101824474782d314474782d32"
 SHARE_BATCH_HEX = (
     "8201a50102025820a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad73a7"
-    "03825820000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f58202021"
-    "22232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f04582011111111111111"
-    "11111111111111111111111111111111111111111111111111055820222222222222222222222222"
-    "2222222222222222222222222222222222222222"
+    "03825821000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20582121"
+    "22232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40410458201111111111"
+    "11111111111111111111111111111111111111111111111111111105582022222222222222222222"
+    "22222222222222222222222222222222222222222222"
 )
 SHARE_REQUEST_HEX = (
     "8202a20101025820a7fbdb6f635d265d8b19d0bf0668312c6beb7b8a1ac7b8060449b76ccfad73a7"
@@ -113,7 +113,7 @@ VECTORS = [
     pytest.param(
         SHARES,
         ShareBatch(
-            2, BLOCK_HASH, (bytes(range(32)), bytes(range(32, 64))), b"\x11" * 32, b"\x22" * 32
+            2, BLOCK_HASH, (bytes(range(33)), bytes(range(33, 66))), b"\x11" * 32, b"\x22" * 32
         ),
         SHARE_BATCH_HEX,
         id="shares-ShareBatch",

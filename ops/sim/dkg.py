@@ -30,7 +30,7 @@ from mev.dkg import (
     PrivatelyReceived,
     SendPrivately,
 )
-from mev.group import lagrange_at_zero, scalar_bytes
+from mev.group import lagrange_at_zero, scalar_bytes, scalar_from_bytes
 from mev.keys import evaluation_point
 from sequencer_net.base.committee import max_faulty
 
@@ -79,7 +79,7 @@ class Adversary:
             case "withhold-shares", SendPrivately(to) if to in self.victims:
                 return []
             case "wrong-shares", SendPrivately(to, message) if to in self.victims:
-                wrong = scalar_bytes(int.from_bytes(message.share, "little") + 1)
+                wrong = scalar_bytes(scalar_from_bytes(message.share) + 1)
                 return [replace(a, message=replace(message, share=wrong))]
             case (("wrong-shares" | "withhold-shares"), PostMessage(Justification() as j)):
                 return [a] if self.answers else self._bad_answer(j)
@@ -93,7 +93,7 @@ class Adversary:
 
     def _inconsistent(self, original: DkgAction, d: Dealing) -> list[DkgAction]:
         """A second, different dealing after the first, or commitments of the wrong degree."""
-        points = tuple(group.base_mul(self.rng.randrange(1, group.L)) for _ in d.commitments)
+        points = tuple(group.base_mul(self.rng.randrange(1, group.ORDER)) for _ in d.commitments)
         if self.rng.random() < 0.5:
             return [original, PostMessage(Dealing(self.me, points))]
         return [PostMessage(Dealing(self.me, points[:1]))]

@@ -1,9 +1,10 @@
 """Encrypting a transaction for a rollup: what every client does before it submits.
 
 The payload is sealed to the network's threshold key from the genesis and
-labelled with the chain id and the rollup's namespace, so no validator can
-read it before its order is final and it cannot be replayed on another chain
-or rollup. One function, so the CLI, the load generator and programs agree.
+labelled with the chain id, the rollup's namespace and the key's fingerprint,
+so no validator can read it before its order is final and it cannot be
+replayed on another chain, rollup or committee key. One function, so the CLI,
+the load generator and programs agree.
 """
 
 from __future__ import annotations

@@ -337,9 +337,11 @@ class DecryptionService:
             self.metrics.reject("sync", "wrong-keys")
             return None
         keys = [k for k, valid in zip(stored.keys, batch.valid, strict=True) if valid]
-        chain_id = self.validator.committee.chain_id
+        public, chain_id = self.decryptor.public, self.decryptor.chain_id
         cts = batch.decryptable
-        plaintexts = await trio.to_thread.run_sync(lambda: open_with_keys(chain_id, cts, keys))
+        plaintexts = await trio.to_thread.run_sync(
+            lambda: open_with_keys(public, chain_id, cts, keys)
+        )
         if plaintexts is None:
             event(log, "peer-keys-unproved", DEBUG, height=batch.height)
             return None

@@ -2,9 +2,10 @@
 
 ``genesis.json`` is public: chain id, validators (index, ed25519 key, libp2p
 peer id, address), the threshold public key with one verification key per
-validator, the registered rollup namespaces and protocol parameters. Each
-validator's key file (mode 0600) holds its ed25519 seed — both its vote key and
-its libp2p identity — and its threshold key share. Both are read strictly:
+validator (secp256k1 points, 33-byte compressed, in hex), the registered rollup
+namespaces and protocol parameters. Each validator's key file (mode 0600) holds
+its ed25519 seed — both its vote key and its libp2p identity — and its
+threshold key share (a 32-byte big-endian scalar, in hex). Both are read strictly:
 size-capped, unknown fields refused, every field type- and range-checked, every
 point validated. A genesis must also be self-consistent (:func:`validate`): a
 node that started from a hand-edited copy (say threshold 1 instead of f + 1)
@@ -22,7 +23,7 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from mev.group import L, RandomBytes, scalar_bytes
+from mev.group import ORDER, POINT_BYTES, SCALAR_BYTES, RandomBytes, scalar_bytes, scalar_from_bytes
 from mev.keys import KeyShare, ThresholdPublicKey, deal, matches
 from p2p.identity import peer_id
 from sequencer_net.base.committee import Committee, decryption_threshold, max_faulty
@@ -134,8 +135,8 @@ class NodeKeys:
         if doc.text("format") != KEY_FORMAT:
             raise GenesisError(f"key file: format must be {KEY_FORMAT!r}")
         index = doc.integer("index")
-        secret = int.from_bytes(doc.hexbytes("threshold_share", 32), "little")
-        if not 0 < secret < L:
+        secret = scalar_from_bytes(doc.hexbytes("threshold_share", SCALAR_BYTES))
+        if not 0 < secret < ORDER:
             raise GenesisError("key file: threshold_share is not a valid scalar")
         seed = doc.hexbytes("ed25519_seed", 32)
         return cls(doc.text("chain_id"), index, SigningKey(seed), KeyShare(index, secret))
@@ -293,14 +294,14 @@ def fingerprint(genesis: Genesis) -> str:
 
 def _threshold_key(doc: _Doc) -> ThresholdPublicKey:
     threshold = _Doc(doc.get("threshold", dict), "threshold", THRESHOLD_FIELDS)
-    keys = threshold.items("verification_keys")
+    t, public_key = threshold.integer("t"), threshold.hexbytes("public_key", POINT_BYTES)
+    keys = tuple(
+        _hex(k, f"threshold.verification_keys[{i}]", POINT_BYTES)
+        for i, k in enumerate(threshold.items("verification_keys"))
+    )
     try:
-        return ThresholdPublicKey(
-            threshold.integer("t"),
-            threshold.hexbytes("public_key", 32),
-            tuple(_hex(k, f"threshold.verification_keys[{i}]", 32) for i, k in enumerate(keys)),
-        )
-    except ValueError as exc:
+        return ThresholdPublicKey(t, public_key, keys)
+    except ValueError as exc:  # a point that is not canonical or not on the curve, or t
         raise GenesisError(f"threshold: {exc}") from None
 
 

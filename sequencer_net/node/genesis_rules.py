@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import multiaddr
+import nacl.bindings as sodium
 
-from mev.group import is_point
 from mev.keys import check_consistent
 from p2p.identity import peer_id
 from sequencer_net.base.committee import decryption_threshold
@@ -47,18 +47,23 @@ def _check_chain_id(chain_id: str) -> None:
 
 
 def _check_validators(validators: tuple[Validator, ...]) -> None:
-    """Indices 0..n-1; each key a valid point with its own peer id; one validator per address."""
+    """Indices 0..n-1; each key a valid ed25519 key with its own peer id; one per address."""
     if not validators:
         raise GenesisError("validators: at least one is required")
     for position, v in enumerate(validators):
         where = f"validators[{position}]"
         if v.index != position:
             raise GenesisError(f"{where}: validators must be listed in index order")
-        if not is_point(v.public_key) or v.peer_id != peer_id(v.public_key):
+        if not _is_ed25519_key(v.public_key) or v.peer_id != peer_id(v.public_key):
             raise GenesisError(f"{where}: public_key is not a valid key or peer_id does not match")
         _check_address(v.address, where)
     for name in ("public_key", "peer_id", "address"):
         _check_distinct([getattr(v, name) for v in validators], name)
+
+
+def _is_ed25519_key(key: bytes) -> bool:
+    """On the curve, canonical, in the prime-order subgroup and not of small order."""
+    return len(key) == 32 and bool(sodium.crypto_core_ed25519_is_valid_point(key))
 
 
 def _check_distinct(values: list[Any], name: str) -> None:

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A submission (HTTP) or a peer's ``TxBatch`` goes through the mempool's cheap
 checks at once (size, strict decode, namespace, duplicate). What survives waits
-for the checker task, which runs the ciphertext proofs of *everything waiting*
-in one worker-thread call (libsodium releases the GIL, so the event loop keeps
+for the checker task, which runs the ciphertext checks of *everything waiting*
+in one worker-thread call (libsecp256k1 releases the GIL, so the event loop keeps
 running consensus meanwhile), then admits the good ones. The same call asks the
 store which of them were committed at any height: the mempool remembers only
 the most recent commits, the store every one, so a replay of old bytes is a
@@ -164,7 +164,7 @@ class TxIngress:
         return [
             Admission(False, "duplicate", w.digest)
             if w.digest in old
-            else check_ciphertext(chain_id, w.ct)
+            else check_ciphertext(self.mempool.threshold_key, chain_id, w.ct)
             for w in batch
         ]
 

@@ -107,7 +107,7 @@ class Validator:
             self.host.send,
             lambda protocol: self.metrics.dropped.labels(_short(protocol)).inc(),
         )
-        self.mempool = EncryptedMempool(genesis.chain_id, genesis.namespaces)
+        self.mempool = EncryptedMempool(genesis.threshold_key, genesis.chain_id, genesis.namespaces)
         self.ingress = TxIngress(
             self.mempool,
             self.peers,
@@ -345,7 +345,8 @@ class Validator:
     def _was_checked(self, ct: Ciphertext) -> bool:
         """Checked on admission here (the usual case), else check it now."""
         return ct.namespace in self.genesis.namespaces and (
-            self.ingress.was_checked(kem.digest(ct)) or is_well_formed(self.genesis.chain_id, ct)
+            self.ingress.was_checked(kem.digest(ct))
+            or is_well_formed(self.genesis.threshold_key, self.genesis.chain_id, ct)
         )
 
     def _payload_of(self, commit: Commit) -> FairPayload:
