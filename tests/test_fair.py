@@ -20,7 +20,7 @@ from ordering.fair.policies import (
     strongly_connected,
 )
 from ordering.fair.reports import SEQ_VOTE, OrderReport, report_seq
-from ordering.messages import Block
+from ordering.messages import MAX_PAYLOAD_BYTES, Block
 from sequencer_net.base import codec
 from tests.factory import Net
 
@@ -145,7 +145,7 @@ def test_replicas_accept_the_leaders_fair_order() -> None:
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda p: replace(p, order=p.order[:1]), "order-differs"),  # leaves a reported tx out
+        (lambda p: replace(p, order=p.order[:1]), "order-cut-short"),  # leaves a reported tx out
         (lambda p: replace(p, order=tuple(reversed(p.order))), "order-differs"),
         (lambda p: replace(p, reports=p.reports[:2]), "wrong-report-count"),
         (lambda p: replace(p, reports=(p.reports[0],) * 3), "wrong-report-count"),
@@ -167,6 +167,46 @@ def test_replicas_refuse_a_bad_proposal(mutate: object, reason: str) -> None:
     replica = nodes[0]
     assert not replica.validate_payload(block_with(bad), b"\x01" * 32, no_ancestors)
     assert replica.rejected == {reason: 1}
+
+
+class Bodies:
+    """Transaction bodies by digest, as a node's mempool holds them (a body names itself)."""
+
+    def __init__(self, bodies: dict[bytes, bytes]) -> None:
+        self.bodies = bodies
+
+    def body(self, digest: bytes) -> bytes | None:
+        return self.bodies.get(digest)
+
+    def digest_of(self, body: bytes) -> bytes | None:
+        return next((d for d, b in self.bodies.items() if b == body), None)
+
+
+def test_a_full_block_cuts_the_order_where_the_next_body_would_not_fit() -> None:
+    """Bodies worth more than a block: a prefix goes now, replicas accept the cut."""
+    digests = [bytes([7, i]) * 16 for i in range(80)]
+    bodies = Bodies({d: d * 2000 for d in digests})  # 64,000 bytes each: ~5 MB in all
+    nodes = [
+        FairOrderingApp(NET.committee, i, NET.keys[i], MedianTimestamp(4, 1), bodies=bodies)
+        for i in range(4)
+    ]
+    for node in nodes:
+        for k, digest in enumerate(digests):
+            node.on_transaction(digest, 10 + k)
+    leader = nodes[2]
+    for node in nodes:
+        if node is not leader:
+            leader.on_report(node.me, node.make_report(1, timeout=False))
+    data = leader.propose_payload(b"\x00" * 32, 2, 2, no_ancestors)
+    assert data is not None and len(data) <= MAX_PAYLOAD_BYTES
+    payload = codec.decode(FairPayload, data)
+    assert 0 < len(payload.order) < len(digests)
+    assert payload.order == tuple(digests[: len(payload.order)])  # the fair order's prefix
+    block = block_with(payload)
+    assert all(n.validate_payload(block, b"\x01" * 32, no_ancestors) for n in nodes)
+    shorter = block_with(replace(payload, order=payload.order[:-20], txs=payload.txs[:-20]))
+    assert not nodes[0].validate_payload(shorter, b"\x02" * 32, no_ancestors)
+    assert nodes[0].rejected == {"order-cut-short": 1}  # room was left: that is censorship
 
 
 def test_old_reports_cannot_be_used_in_a_later_round() -> None:

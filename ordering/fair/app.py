@@ -38,13 +38,18 @@ from ordering.fair.reports import (
     OrderReport,
     report_seq,
 )
-from ordering.messages import Block
+from ordering.messages import MAX_PAYLOAD_BYTES, Block
 from sequencer_net.base import codec
-from sequencer_net.base.codec import DecodeError, Digest, MaxItems
+from sequencer_net.base.codec import DecodeError, Digest, MaxItems, Size
 from sequencer_net.base.committee import Committee
 from sequencer_net.base.signing import BadSignature, Signed, SigningKey
 
 MAX_ORDER = 16_384
+MAX_TX_BYTES = 128 * 1024  # the largest transaction body a payload carries (a node's is less)
+# What one more ordered transaction can add to an encoded payload beyond its body: its
+# digest in ``order`` (34 bytes) and the CBOR headers of both (up to 5 + 5).
+ITEM_OVERHEAD = 44
+ARRAY_SLACK = 16  # the two arrays' length headers may grow as items are added
 RECENT_WORK_MS = 10_000  # a pending digest older than this no longer keeps blocks coming
 
 
@@ -58,7 +63,7 @@ class FairPayload:
 
     reports: Annotated[tuple[Signed[OrderReport], ...], MaxItems(1024)]
     order: Annotated[tuple[Digest, ...], MaxItems(MAX_ORDER)]
-    txs: Annotated[tuple[bytes, ...], MaxItems(MAX_ORDER)]
+    txs: Annotated[tuple[Annotated[bytes, Size(max=MAX_TX_BYTES)], ...], MaxItems(MAX_ORDER)]
 
 
 class TxBodies(Protocol):
@@ -187,17 +192,33 @@ class FairOrderingApp:
         order = self.policy.order(statements, self.me, branch)
         if not order and self._is_idle(parent_hash, ancestors):
             return None  # nothing to order: wait for work or the heartbeat
-        txs = self._bodies_for(order)
+        room = MAX_PAYLOAD_BYTES - len(codec.encode(FairPayload(tuple(reports), (), ())))
+        txs = self._bodies_for(order, room - ARRAY_SLACK)
         if txs is None:
             return None  # a reported transaction has not reached us yet: wait for it
+        if self._bodies is not None:
+            order = order[: len(txs)]  # what fits in the block; the rest heads the next one
         self._last_block_ms = self.now_ms
         return codec.encode(FairPayload(tuple(reports), tuple(order), txs))
 
-    def _bodies_for(self, order: list[bytes]) -> tuple[bytes, ...] | None:
+    def _bodies_for(self, order: list[bytes], room: int) -> tuple[bytes, ...] | None:
+        """The bodies of the longest prefix of ``order`` that fits in ``room`` bytes.
+
+        None if a body of that prefix is not here yet. Without bodies (the
+        simulator orders digests only) none.
+        """
         if self._bodies is None:
             return ()
-        txs = [self._bodies.body(d) for d in order]
-        return None if any(t is None for t in txs) else tuple(t for t in txs if t is not None)
+        txs: list[bytes] = []
+        for digest in order:
+            body = self._bodies.body(digest)
+            if body is None:
+                return None
+            room -= len(body) + ITEM_OVERHEAD
+            if room < 0:
+                break
+            txs.append(body)
+        return tuple(txs)
 
     def _is_idle(self, parent_hash: bytes, ancestors: BlockLookup) -> bool:
         """No reason for a block now: nothing recent pending, last two blocks empty, no heartbeat.
@@ -254,8 +275,11 @@ class FairOrderingApp:
         if reason is not None:
             return self._refuse(reason)
         statements = [r.statement for r in payload.reports]
-        if list(payload.order) != self.policy.order(statements, block.proposer, branch):
+        order = self.policy.order(statements, block.proposer, branch)
+        if list(payload.order) != order[: len(payload.order)]:
             return self._refuse("order-differs")
+        if len(payload.order) < len(order) and not _full(block.payload):
+            return self._refuse("order-cut-short")
         self._payloads[digest] = (block.height, payload)
         self._last_block_ms = self.now_ms
         return True
@@ -335,6 +359,17 @@ class FairOrderingApp:
         self._signed = {
             (node, seq): s for (node, seq), s in self._signed.items() if seq > floor.get(node, -1)
         }
+
+
+def _full(payload: bytes) -> bool:
+    """Whether a payload is too full to have carried one more transaction of any size.
+
+    A proposer cuts the order where the next body would not fit in the block;
+    since replicas may not hold that body, they accept a cut only where even
+    the largest body could not have fitted. A cut-off transaction is not lost:
+    still unordered, it heads the next block's order.
+    """
+    return len(payload) + ITEM_OVERHEAD + MAX_TX_BYTES + ARRAY_SLACK > MAX_PAYLOAD_BYTES
 
 
 def _is_fresh(seq: int, node: int, branch: Branch, round_: int) -> bool:
