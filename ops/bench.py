@@ -18,8 +18,22 @@ topics over libp2p from every validator), then:
    its certified namespace batch, verified from the genesis, reaches the
    rollup follower ("rollup"), p50/p99; the follower's CPU share (of one core)
    is reported so that it is seen not to be the bottleneck;
-2. saturation: a backlog submitted at once, and the time until all of it is
-   decrypted (and verified at the rollup).
+2. saturation: a backlog submitted at once (requests of 250, each sent when
+   the previous one is answered), and the time until all of it is decrypted
+   (and verified at the rollup).
+
+Every node process's resident memory (VmRSS from /proc/<pid>/status) is
+sampled every 0.2 s: a table gives each node's at the end of each phase (the
+cluster committing before any load, each rate once drained, the backlog once
+verified), their max, and the highest any node reached during the phase.
+
+Once the nodes are stopped, the load client alone: the same submission code
+as the saturation (``ops.load.submit_all``, the same HTTP client, batches of
+250 unpaced) sends the backlog's transactions, again and again for at least a
+second, to a null sink (``ops.load.NullSink``: a stdlib HTTP server in a child
+process that answers ``POST /v1/transactions/batch`` as a node does and checks
+nothing). Its rate against the saturation's tells whether the client or the
+cluster is what saturates.
 
 Then the cost of certificates and proofs per batch, from real batches of the
 run: a few heights holding each rate's transactions (and the backlog's) are
@@ -38,6 +52,7 @@ throughput is reported against it.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import tempfile
@@ -57,7 +72,16 @@ from delivery.batch import NamespaceBatch, build_namespace_batch, decode_namespa
 from delivery.header import BatchCertificate, BatchHeader
 from delivery.nmt import Leaf
 from ops import health, processes
-from ops.load import RollupFollower, Tx, Watcher, make_txs, submit_batch
+from ops.load import (
+    SUBMIT_BATCH,
+    NullSink,
+    RollupFollower,
+    Tx,
+    Watcher,
+    make_txs,
+    submit_all,
+    submit_batch,
+)
 from p2p.framing import frame
 from sequencer_net.base import codec
 from sequencer_net.base.committee import decryption_threshold
@@ -73,6 +97,8 @@ TICK_S = 0.05
 SAMPLE_HEIGHTS = 5  # heights per load whose batches the cost table is measured on
 TIMEIT_S = 0.03  # one timeit repeat lasts about this long (best of 3 is kept)
 FOLLOW_TIMEOUT_S = 30.0  # the rollup follower must have read a batch per namespace by then
+RSS_SAMPLE_S = 0.2  # every node's resident memory is read this often
+NULL_SINK_S = 1.0  # the load client submits to the null sink for at least this long
 
 
 def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
@@ -234,8 +260,7 @@ def saturation(
     targets = _submitters(members)
     heights_before = _last_height(follower)
     start = time.monotonic()
-    for k in range(0, len(txs), 250):
-        submit_batch(targets[(k // 250) % len(targets)].api, txs[k : k + 250])
+    submit_all([node.api for node in targets], txs)
     submitted = time.monotonic() - start
     digests = {tx.digest for tx in txs}
     deadline = time.monotonic() + 300
@@ -256,6 +281,86 @@ def saturation(
         "rollup_seconds": max((follower.seen[d][0] for d in verified), default=start) - start,
         "heights_per_s": (_last_height(follower) - heights_before) / (time.monotonic() - start),
     }
+
+
+def load_client_alone(txs: list[Tx], min_seconds: float = NULL_SINK_S) -> dict[str, float]:
+    """The saturation's submission code against a :class:`NullSink`: what the client can send.
+
+    ``txs`` are submitted as the saturation submits its backlog, again and again
+    until ``min_seconds`` have passed; the rate, and the CPU share (of one core)
+    of the client (this process) and of the sink.
+    """
+    with NullSink() as sink:
+        cpu, sink_cpu = time.process_time(), sink.cpu_seconds()
+        start, passes = time.monotonic(), 0
+        while passes == 0 or time.monotonic() - start < min_seconds:
+            submit_all([sink.address], txs)
+            passes += 1
+        took = time.monotonic() - start
+        client_cpu, sink_cpu = time.process_time() - cpu, sink.cpu_seconds() - sink_cpu
+    return {
+        "submitted": passes * len(txs),
+        "seconds": took,
+        "tps": passes * len(txs) / took,
+        "client_cpu_pct": 100 * client_cpu / took,
+        "sink_cpu_pct": 100 * sink_cpu / took,
+    }
+
+
+# ------------------------------------------------------------ node memory
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS) in MiB; NaN if it is gone (or there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _nanmax(values: Sequence[float]) -> float:
+    return max((v for v in values if not math.isnan(v)), default=float("nan"))
+
+
+class RssSampler:
+    """Every node process's resident memory, read every ``RSS_SAMPLE_S`` in a thread.
+
+    :meth:`mark` closes a phase: each node's RSS now, and the highest any node
+    reached since the previous mark (the samples and now).
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self._peak = float("nan")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> list[float]:
+        now = [rss_mib(pid) for pid in self.pids]
+        with self._lock:
+            self._peak = _nanmax([self._peak, *now])
+        return now
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_S):
+            self._sample()
+
+    def mark(self, phase: str) -> dict[str, Any]:
+        """The phase's row: ``nodes_mib`` (now), ``max_mib`` of those, ``peak_mib`` during it."""
+        now = self._sample()
+        with self._lock:
+            peak, self._peak = self._peak, float("nan")
+        return {"phase": phase, "nodes_mib": now, "max_mib": _nanmax(now), "peak_mib": peak}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # ------------------------------------------------------------ cost per batch
@@ -409,6 +514,16 @@ COST_HEADER = (
 )
 
 
+def _rss_header(indices: Sequence[int]) -> str:
+    nodes = "".join(f" node {i} MiB |" for i in indices)
+    return f"| phase |{nodes} max MiB | peak MiB during |"
+
+
+def _rss_row(row: dict[str, Any]) -> str:
+    nodes = "".join(f" {v:.0f} |" for v in row["nodes_mib"])
+    return f"| {row['phase']} |{nodes} {row['max_mib']:.0f} | {row['peak_mib']:.0f} |"
+
+
 def _separator(header: str) -> str:
     return "|---" * (header.count("|") - 1) + "|"
 
@@ -458,6 +573,9 @@ def run(config: BenchConfig) -> dict[str, Any]:
     follower: RollupFollower | None = None
     genesis: Genesis | None = None
     samples: Samples = []
+    backlog: list[Tx] = []
+    memory = RssSampler([proc.pid for proc in procs])  # in the order of network.members
+    result["rss"] = []
     try:
         health.wait_until_committing(directory, procs, 60)
         members = network.members(directory)
@@ -474,6 +592,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
         pool = make_txs(genesis, sum(sizes) + config.backlog, genesis.namespaces)
         if not follower.wait_following(genesis.namespaces, FOLLOW_TIMEOUT_S):
             print(f"warning: the rollup follower read nothing within {FOLLOW_TIMEOUT_S:g} s")
+        result["rss"].append(memory.mark("start"))
         source = (
             f"{len(genesis.namespaces)} gossip topics from every validator"
             if config.carrier == "gossip"
@@ -489,28 +608,68 @@ def run(config: BenchConfig) -> dict[str, Any]:
         for rate, size in zip(config.rates, sizes, strict=True):
             txs, pool = pool[:size], pool[size:]
             r = steady(members, txs, rate, config.seconds, follower)
+            result["rss"].append(memory.mark(f"{rate} tx/s"))
             result["rates"].append(r)
             groups.append((f"{rate} tx/s", r["heights_per_s"], txs))
             print(_rate_row(r), flush=True)
-        s = saturation(members, pool[: config.backlog], follower)
+        backlog = pool[: config.backlog]
+        s = saturation(members, backlog, follower)
+        result["rss"].append(memory.mark("backlog"))
         result["saturation"] = s
-        groups.append(("backlog", s["heights_per_s"], pool[: config.backlog]))
+        groups.append(("backlog", s["heights_per_s"], backlog))
         tps = s["decrypted"] / s["seconds"]
         print(f"saturation: {s['decrypted']}/{s['backlog']} decrypted in {s['seconds']:.1f} s "
               f"(submitted in {s['submit_s']:.1f} s): {tps:.0f} tx/s = "
               f"{tps / ceiling:.2f} x the crypto-only ceiling; verified at the rollup: "
               f"{s['rollup_verified']}/{s['backlog']} in {s['rollup_seconds']:.1f} s")  # fmt: skip
+        print_rss([m.index for m in members], result["rss"])
         for label, per_s, txs in groups:
             heights = sample_heights(follower, txs)
             samples.append((label, per_s, fetch_served(members[-1], genesis, heights)))
     finally:
+        memory.stop()
         if follower is not None:
             result["follower_exit"] = follower.stop()
         codes = processes.stop_procs(procs)
         print(f"nodes stopped (exit codes {codes}); logs in {directory}", flush=True)
+    if backlog:
+        result["load_client_alone"] = print_load_client_alone(backlog, result["saturation"])
     if genesis is not None and samples:
         result["costs"] = print_costs(genesis, samples)
     return result
+
+
+def print_rss(indices: Sequence[int], rows: list[dict[str, Any]]) -> None:
+    """The memory table: each node's RSS at the end of each phase, and the peak during it."""
+    print(
+        f"\nnode memory (VmRSS, sampled every {RSS_SAMPLE_S:g} s; at the end of each phase: "
+        "start = committing before any load, a rate once drained, the backlog once verified):"
+    )
+    header = _rss_header(indices)
+    print(header)
+    print(_separator(header))
+    for row in rows:
+        print(_rss_row(row))
+    print(flush=True)
+
+
+def print_load_client_alone(txs: list[Tx], sat: dict[str, float]) -> dict[str, float]:
+    """The load client against a null sink (nodes stopped), told against the saturation."""
+    alone = load_client_alone(txs)
+    cluster_tps = sat["decrypted"] / sat["seconds"] if sat["seconds"] > 0 else float("nan")
+    in_run = sat["backlog"] / sat["submit_s"] if sat["submit_s"] > 0 else float("nan")
+    alone["times_saturation"] = alone["tps"] / cluster_tps if cluster_tps > 0 else float("nan")
+    alone["in_run_submit_tps"] = in_run
+    print(
+        f"load client alone against a null sink: {alone['tps']:.0f} tx/s "
+        f"({alone['times_saturation']:.1f}x the saturation of {cluster_tps:.0f} tx/s; "
+        f"{alone['submitted']:.0f} tx in {alone['seconds']:.1f} s, batches of {SUBMIT_BATCH}; "
+        f"client CPU {alone['client_cpu_pct']:.0f} %, sink CPU {alone['sink_cpu_pct']:.0f} % "
+        "of one core); "
+        f"in the run it submitted the backlog at {in_run:.0f} tx/s",
+        flush=True,
+    )
+    return alone
 
 
 def print_costs(genesis: Genesis, samples: Samples) -> list[dict[str, Any]]:

@@ -5,13 +5,17 @@ their HTTP API, like any rollup client. :class:`RollupFollower` also follows
 what a rollup receives: every namespace's certified batches through the client
 library (``Subscription``, WebSocket carrier), verified, in a child process
 (``python -m ops.load follow ...``) so that its verification has its own GIL
-and its CPU time can be told apart from the load generator's.
+and its CPU time can be told apart from the load generator's. :class:`NullSink`
+is a stand-in for a node's batch ingress that accepts everything and checks
+nothing (``python -m ops.load sink``, a child process too): what the load
+client alone can submit is measured against it.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,16 +23,21 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import cbor2
 
+from mev.kem import digest_of_encoding
 from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import ClientError, get_json, post
 from sequencer_net.node.genesis import Genesis, load_genesis
 
 CPU_SAMPLE_S = 0.25  # the follower reports its CPU time this often
+SUBMIT_BATCH = 250  # transactions per request when a backlog is submitted at once
+BATCH_PATH = "/v1/transactions/batch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +62,28 @@ def make_txs(genesis: Genesis, count: int, namespaces: Iterable[str], tag: str =
 def submit_batch(address: str, txs: list[Tx]) -> list[str]:
     """Submit in one request; the node's verdict per transaction ("pending" = accepted)."""
     body = cbor2.dumps([tx.data for tx in txs])
-    answer = post(address, "/v1/transactions/batch", body)
+    answer = post(address, BATCH_PATH, body)
     return [r["status"] for r in answer["results"]]
+
+
+def submit_all(addresses: Sequence[str], txs: Sequence[Tx], batch: int = SUBMIT_BATCH) -> None:
+    """Submit ``txs`` as fast as one thread can: requests of ``batch``, round-robin.
+
+    No pacing: the next request leaves as soon as the previous one is answered
+    (the bench's saturation backlog, and its run against a :class:`NullSink`).
+    """
+    for k in range(0, len(txs), batch):
+        submit_batch(addresses[(k // batch) % len(addresses)], list(txs[k : k + batch]))
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """CPU time (user + system) of a process so far, from /proc (NaN where unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 @dataclass
@@ -175,6 +204,99 @@ class RollupFollower:
         return code
 
 
+class NullSink:
+    """A node's batch ingress that accepts everything and checks nothing, in a child process.
+
+    ``python -m ops.load sink``: a stdlib ``ThreadingHTTPServer`` on 127.0.0.1
+    (an ephemeral port, the child's first line of output) that answers
+    ``POST /v1/transactions/batch`` as a node does, a JSON ``{"results": [...]}``
+    with ``{"digest", "status": "pending"}`` per item of the CBOR array, without
+    decoding or checking the ciphertexts. Its own process, so that it does not
+    share the load client's GIL; the child exits when its stdin closes.
+    """
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-m", "ops.load", "sink"]
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise ClientError(f"the null sink did not start (it said {line!r})")
+        self.address = f"127.0.0.1:{int(line)}"
+
+    def cpu_seconds(self) -> float:
+        """The child's CPU time so far (NaN without /proc)."""
+        return cpu_seconds_of(self.proc.pid)
+
+    def stop(self) -> int | None:
+        """Close the child's stdin and wait for it (terminate it if it lingers); its exit code."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            code = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code
+
+    def __enter__(self) -> NullSink:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    """(child) Every batch accepted: one pending verdict per item, the node's digest."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path != BATCH_PATH:
+            self._answer(404, {"error": "not found"})
+            return
+        results = [
+            {"digest": digest_of_encoding(item).hex(), "status": "pending"}
+            for item in cbor2.loads(body)
+        ]
+        self._answer(200, {"results": results})
+
+    def _answer(self, status: int, answer: dict[str, Any]) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: a line per request on stderr otherwise
+
+
+def _sink() -> None:
+    """(child) Serve the null sink until stdin closes; its port first, on stdout."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SinkHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdout.write(f"{server.server_address[1]}\n")
+    sys.stdout.flush()
+    while sys.stdin.read(65536):
+        pass
+    server.shutdown()
+    server.server_close()
+
+
 async def _follow(
     genesis: Genesis, namespaces: Sequence[str], start: int, nodes: list[str], carrier: Any
 ) -> None:
@@ -214,7 +336,11 @@ async def _follow(
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m ops.load follow GENESIS FROM_HEIGHT NODE[,NODE...] CARRIER NAMESPACE...``."""
+    """``python -m ops.load follow GENESIS FROM_HEIGHT NODE[,NODE...] CARRIER NAMESPACE...``
+    or ``python -m ops.load sink``."""
+    if argv == ["sink"]:
+        _sink()
+        return 0
     if len(argv) < 6 or argv[0] != "follow":
         print(main.__doc__, file=sys.stderr)
         return 2

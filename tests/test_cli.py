@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -229,6 +230,13 @@ def test_bench_measures_a_real_cluster_and_loses_nothing() -> None:
     assert "saturation: 100/100 decrypted" in result.stdout
     assert "verified at the rollup: 100/100" in result.stdout
     assert "exit codes [0, 0, 0, 0]" in result.stdout
+    memory = table("phase")
+    assert [row["phase"] for row in memory] == ["start", "20 tx/s", "40 tx/s", "backlog"]
+    for row in memory:
+        for column in ("node 0 MiB", "node 3 MiB", "max MiB", "peak MiB during"):
+            assert row[column].isdigit() and int(row[column]) > 0, (column, row)  # read, not nan
+    alone = re.search(r"load client alone against a null sink: (\d+) tx/s", result.stdout)
+    assert alone is not None and int(alone.group(1)) > 0, result.stdout
     costs = table("load")
     assert [row["load"] for row in costs] == ["20 tx/s", "40 tx/s", "backlog"], result.stdout
     for row in costs:

@@ -23,8 +23,12 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "transactions in batches every 50 ms, spread over the other nodes), then a "
             "backlog at once; print p50/p99 latency per rate to decrypted and to verified "
             "at the rollup, the saturation throughput against the crypto-only ceiling "
-            "measured in the same run, and the bytes and CPU per batch of certificates and "
-            "proofs, measured on batches of the run."
+            "measured in the same run, each node's resident memory (VmRSS) at the end of "
+            "each phase and its peak during it, the load client's own rate against a null "
+            "sink (the saturation's submission code against a stub HTTP server that accepts "
+            "everything, once the nodes are stopped: does the client or the cluster "
+            "saturate?), and the bytes and CPU per batch of certificates and proofs, "
+            "measured on batches of the run."
         ),
     )
     p.add_argument("--nodes", type=positive, default=4, metavar="N", help="validators (4)")
