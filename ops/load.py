@@ -76,6 +76,17 @@ def submit_all(addresses: Sequence[str], txs: Sequence[Tx], batch: int = SUBMIT_
         submit_batch(addresses[(k // batch) % len(addresses)], list(txs[k : k + batch]))
 
 
+def stop_child(proc: subprocess.Popen[str], timeout_s: float) -> int:
+    """Close a child's stdin (its signal to exit) and wait; terminate it if it lingers."""
+    assert proc.stdin is not None
+    proc.stdin.close()
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        return proc.wait()
+
+
 def cpu_seconds_of(pid: int) -> float:
     """CPU time (user + system) of a process so far, from /proc (NaN where unreadable)."""
     try:
@@ -193,13 +204,7 @@ class RollupFollower:
 
     def stop(self) -> int | None:
         """Close the child's stdin and wait for it (terminate it if it lingers); its exit code."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            code = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            code = self.proc.wait()
+        code = stop_child(self.proc, 15)
         self._reader.join(timeout=5)
         return code
 
@@ -233,13 +238,7 @@ class NullSink:
 
     def stop(self) -> int | None:
         """Close the child's stdin and wait for it (terminate it if it lingers); its exit code."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            code = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            code = self.proc.wait()
+        code = stop_child(self.proc, 10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return code

@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import trio
@@ -141,12 +142,13 @@ class Processes:
         return proc.wait(timeout=30)
 
     def stop_all(self) -> list[int]:
-        """SIGTERM every running node; their exit codes."""
+        """SIGTERM every running node; their exit codes (also kept in ``exit_codes``)."""
         running = [p for p in self.procs if p is not None]
         for p in running:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        return [p.wait(timeout=30) for p in running]
+        self.exit_codes = [p.wait(timeout=30) for p in running]
+        return self.exit_codes
 
     def api(self, i: int) -> str:
         return self.members[i].api
@@ -171,6 +173,30 @@ class Processes:
             lambda: all(health.is_committing(self.status(i), self.n) for i in range(self.n)),
             seconds,
         )
+
+
+@contextmanager
+def committing(directory: pathlib.Path, n: int = 4) -> Iterator[Processes]:
+    """``n`` fresh node processes, once all commit; every node stopped (SIGTERM) on exit."""
+    c = Processes(directory, n)
+    c.start_all()
+    try:
+        c.wait_committing()
+        yield c
+    finally:
+        c.stop_all()
+
+
+@asynccontextmanager
+async def committing_async(directory: pathlib.Path, n: int = 4) -> AsyncIterator[Processes]:
+    """:func:`committing` for trio tests (the waiting runs in a thread)."""
+    c = Processes(directory, n)
+    c.start_all()
+    try:
+        await trio.to_thread.run_sync(c.wait_committing)
+        yield c
+    finally:
+        c.stop_all()
 
 
 def seqnet(*args: str) -> list[str]:

@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.transport.serialization import Binary
 
 from sequencer_net.node.api import MAX_BODY_BYTES
-from tests.cluster import Processes, encrypted
+from tests.cluster import Processes, committing, encrypted
 
 CHECKS = [
     not_a_server_error,
@@ -83,13 +83,8 @@ def _plain(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
-    c = Processes(tmp_path_factory.mktemp("fuzz"))
-    c.start_all()
-    try:
-        c.wait_committing()
+    with committing(tmp_path_factory.mktemp("fuzz")) as c:
         yield c
-    finally:
-        c.stop_all()
 
 
 @pytest.fixture(scope="module")

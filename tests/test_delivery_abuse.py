@@ -43,7 +43,7 @@ from sequencer_net.client.http import get_json
 from sequencer_net.node.genesis import digest, load_keys
 from sequencer_net.node.rollup_api import MAX_STREAMS, SEND_TIMEOUT_S
 from sequencer_net.node.wire import SHARES, BatchVote
-from tests.cluster import Processes, wait_until
+from tests.cluster import Processes, committing, committing_async, wait_until
 from tests.test_hostile import scrape_refusals
 
 NS = "rollup-a"
@@ -232,10 +232,7 @@ def never_reading(api: str) -> socket.socket:
 async def test_a_flood_of_streams_is_capped_counted_and_does_not_starve_honest_requests(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        await trio.to_thread.run_sync(c.wait_committing)
+    async with committing_async(tmp_path) as c:
         await trio.to_thread.run_sync(lambda: wait_until(lambda: c.certified(0) >= 5, 30))
         height = await trio.to_thread.run_sync(c.certified, 0)
         busy_before = await trio.to_thread.run_sync(_busy, c)
@@ -256,9 +253,7 @@ async def test_a_flood_of_streams_is_capped_counted_and_does_not_starve_honest_r
                 await ws.aclose()
             nursery.cancel_scope.cancel()
         await _stream_served_again(c, height)
-    finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+    assert c.exit_codes == [0, 0, 0, 0]
 
 
 def _busy(c: Processes) -> float:
@@ -319,10 +314,7 @@ AHEAD_BY = 500  # the equivocation's height: above what T decrypted, far from be
 def test_batch_votes_replayed_after_a_whole_cluster_restart_change_nothing(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        c.wait_committing()
+    with committing(tmp_path) as c:
         wait_until(lambda: c.certified(K) >= 5, 30)
         old_vote, cert_at_t = first_run_vote(c)
         height = cert_at_t.header.height
@@ -339,9 +331,7 @@ def test_batch_votes_replayed_after_a_whole_cluster_restart_change_nothing(
         resumed = c.certified(T)
         c.start(K)
         wait_until(lambda: min(c.certified(T), c.certified(K)) >= resumed + 5, 60)
-    finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+    assert c.exit_codes == [0, 0, 0, 0]
     rejected = _increase(before["rejected"], after["rejected"])
     assert rejected == {"decode": 1, "bad-signature": 1, "header-equivocation": 2}
     ignored = _increase(before["ignored"], after["ignored"])

@@ -14,7 +14,7 @@ from collections import Counter
 
 from ops.load import Tx, Watcher, make_txs, submit_batch
 from sequencer_net.node.storage import Store
-from tests.cluster import Processes, wait_until
+from tests.cluster import Processes, committing, wait_until
 
 NAMESPACES = ("rollup-a", "rollup-b")
 
@@ -65,10 +65,7 @@ def wait_decrypted(c: Processes, txs: list[Tx], node: int, seconds: float = 90) 
 def test_1000_transactions_survive_kill_9_and_every_node_ends_identical(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        c.wait_committing()
+    with committing(tmp_path) as c:
         txs = make_txs(c.genesis, 1000, NAMESPACES)
         submit_all(c, txs[:400], [0, 1, 2, 3])
         c.kill(3)  # in the middle of the load
@@ -78,9 +75,7 @@ def test_1000_transactions_survive_kill_9_and_every_node_ends_identical(
         watcher = wait_decrypted(c, txs, node=0)
         last = watcher.next_height - 1
         wait_until(lambda: min(_decrypted(c, i) for i in range(4)) >= last, 90)
-    finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+    assert c.exit_codes == [0, 0, 0, 0]
     stores = [c.store(i) for i in range(4)]
     logs = [batches_of(s)[:last] for s in stores]
     assert all(log == logs[0] for log in logs) and len(logs[0]) == last
@@ -93,10 +88,7 @@ def test_1000_transactions_survive_kill_9_and_every_node_ends_identical(
 def test_one_down_keeps_committing_two_down_stops_without_fork_and_resumes(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        c.wait_committing()
+    with committing(tmp_path) as c:
         c.kill(3)
         one_down = min(c.height(i) for i in range(3))
         wait_until(lambda: min(c.height(i) for i in range(3)) >= one_down + 5, 60)
@@ -106,9 +98,7 @@ def test_one_down_keeps_committing_two_down_stops_without_fork_and_resumes(
         wait_until(lambda: min(c.height(0), c.height(1)) >= max(stalled) + 5, 60)
         c.start(2)
         wait_until(lambda: min(c.height(i) for i in range(4)) >= max(stalled) + 10, 60)
-    finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+    assert c.exit_codes == [0, 0, 0, 0]
     stores = [c.store(i) for i in range(4)]
     height = min(s.committed_tip().height for s in stores)
     chains = [[x.block_hash for x in s.commits(1, height)] for s in stores]

@@ -38,7 +38,7 @@ from sequencer_net.base import codec
 from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import ClientError, get_json, post
 from sequencer_net.client.receipt import fetch_receipt
-from tests.cluster import Processes, seqnet, wait_until
+from tests.cluster import Processes, committing_async, seqnet, wait_until
 from tests.factory import Net
 
 NET = Net(4)
@@ -232,10 +232,7 @@ def test_bytes_that_are_not_one_receipt_are_refused() -> None:
 async def test_a_submitter_verifies_its_receipt_after_commit_and_after_decryption(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        await trio.to_thread.run_sync(c.wait_committing)
+    async with committing_async(tmp_path) as c:
         plaintext = b'{"from": "alice", "to": "bob", "amount": 5}'
         digest = post(c.api(0), "/v1/transactions", seal(c.genesis, "rollup-a", plaintext).data)[
             "digest"
@@ -285,8 +282,6 @@ async def test_a_submitter_verifies_its_receipt_after_commit_and_after_decryptio
         )
         assert submitted.returncode == 0, submitted.stderr
         assert re.search(r"receipt verified at height \d+ position \d+", submitted.stdout)
-    finally:
-        c.stop_all()
 
 
 def _receipt_when_committed(c: Processes, digest: str) -> VerifiedReceipt:

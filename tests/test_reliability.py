@@ -28,7 +28,7 @@ from typing import Any
 from mev import kem
 from sequencer_net.base import codec
 from sequencer_net.client.http import get_json
-from tests.cluster import Processes, encrypted, seqnet, wait_until
+from tests.cluster import Processes, committing, encrypted, seqnet, wait_until
 from tests.cluster import unopenable as unopenable_ciphertext
 
 
@@ -63,10 +63,7 @@ def decided(c: Processes, node: int, data: bytes, verdict: str) -> bool:
 def test_a_validator_down_while_an_unopenable_ciphertext_was_ordered_agrees_it_is_invalid(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        c.wait_committing()
+    with committing(tmp_path) as c:
         c.kill(3)
         unopenable = unopenable_ciphertext(c.genesis, "rollup-a")
         honest = encrypted(c.genesis, "rollup-a", b"ordered after it")
@@ -83,9 +80,7 @@ def test_a_validator_down_while_an_unopenable_ciphertext_was_ordered_agrees_it_i
         wait_until(lambda: decided(c, 3, later, "decrypted"), 30)
         after = int(tx_status(c, 3, later)["height"])
         wait_until(lambda: all(decided(c, i, later, "decrypted") for i in range(4)), 30)
-    finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+    assert c.exit_codes == [0, 0, 0, 0]
     stores = [c.store(i) for i in range(4)]
     batches = [s.batches(height, after - height + 1) for s in stores]
     assert all(b == batches[0] for b in batches)  # same verdicts, same keys, every node
@@ -114,8 +109,8 @@ def test_replayed_bytes_are_refused_by_every_node_after_a_full_restart(
         wait_until(lambda: min(c.height(i) for i in range(4)) > resumed + 5, 60)
         assert all(tx_status(c, i, tx)["height"] == height for i in range(4))
     finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+        c.stop_all()
+    assert c.exit_codes == [0, 0, 0, 0]
     store = c.store(0)
     counts = Counter(
         t.digest for b in store.batches(1, store.decrypted_tip()) for t in b.txs if t.plaintext
@@ -126,11 +121,11 @@ def test_replayed_bytes_are_refused_by_every_node_after_a_full_restart(
 def test_a_validator_whose_database_was_truncated_starts_only_when_told_it_is_new(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        c.wait_committing()
+    with committing(tmp_path) as c:
         c.kill(3)
+        status = [c.status(i) for i in range(3)]
+        # node 3 may have voted up to the round its peers are in now, not beyond
+        voted_at_most = max(int(s["round"]) for s in status if s is not None)
         for name in ("node-3.db", "node-3.db-wal", "node-3.db-shm"):
             (tmp_path / name).write_bytes(b"")  # a careless operator's accident
         wait_until(lambda: min(c.height(i) for i in range(3)) > 3, 30)
@@ -144,18 +139,15 @@ def test_a_validator_whose_database_was_truncated_starts_only_when_told_it_is_ne
         assert "Traceback" not in run.stderr
         last = run.stderr.strip().splitlines()[-1]
         assert "may have voted before" in last and "--new-node" in last, last
-        certified = max(int(c.status(i)["round"]) for i in range(3)) - 1
         c.start(3, "--new-node")  # the operator says so: it starts, abstaining where peers were
         wait_until(lambda: c.height(3) >= min(c.height(i) for i in range(3)), 60)
-    finally:
-        codes = c.stop_all()
-    assert codes == [0, 0, 0, 0]
+    assert c.exit_codes == [0, 0, 0, 0]
     abstained = [
         int(line.split("through_round=")[1].split()[0])
         for line in (tmp_path / "node-3.log").read_text().splitlines()
         if "abstaining" in line
     ]
-    assert abstained and abstained[0] >= certified
+    assert abstained and abstained[0] >= voted_at_most
 
 
 def test_a_damaged_database_stops_the_node_with_one_line(tmp_path: pathlib.Path) -> None:

@@ -29,7 +29,7 @@ from sequencer_net.client.encrypt import seal
 from sequencer_net.client.http import get_json, post
 from sequencer_net.client.submit import submit
 from sequencer_net.client.subscribe import Subscription
-from tests.cluster import Processes, wait_until
+from tests.cluster import Processes, committing_async, wait_until
 
 ACCOUNTS = ["alice", "bob", "carol", "dave"]
 
@@ -84,10 +84,7 @@ async def collect(sub: Subscription, out: list[VerifiedBatch], stop_at: list[int
 async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        await trio.to_thread.run_sync(c.wait_committing)
+    async with committing_async(tmp_path) as c:
         ledger_ws = Subscription(c.genesis, "rollup-a", 1, [c.api(0), c.api(2)], stall_s=3)
         ledger_gossip = Subscription(c.genesis, "rollup-a", 1, [], carrier="gossip")
         registry_http = Subscription(
@@ -124,8 +121,6 @@ async def test_two_rollups_agree_across_nodes_and_carriers_through_kills(
                 while min(len(out) for out in got) < stop_at[0]:  # noqa: ASYNC110
                     await trio.sleep(0.1)
             nursery.cancel_scope.cancel()
-    finally:
-        c.stop_all()
     height = stop_at[0]
     for out in got:
         assert [b.height for b in out[:height]] == list(range(1, height + 1))  # no gap, no dup
@@ -153,10 +148,7 @@ def roots(rollup: Rollup[Any], batches: list[VerifiedBatch]) -> list[str]:
 async def test_a_namespace_batch_and_a_proof_of_absence_verify_from_genesis(
     tmp_path: pathlib.Path,
 ) -> None:
-    c = Processes(tmp_path)
-    c.start_all()
-    try:
-        await trio.to_thread.run_sync(c.wait_committing)
+    async with committing_async(tmp_path) as c:
         payloads = [b'{"from": "alice", "to": "bob", "amount": 5}', b"another"]
         records: list[dict[str, Any]] = []
         async with trio.open_nursery() as nursery:  # the trio client: both at once, one thread
@@ -180,8 +172,6 @@ async def test_a_namespace_batch_and_a_proof_of_absence_verify_from_genesis(
             status = _status(c.api(1), bad)
             assert status == 404
         assert _status(c.api(1), "/v1/namespaces/rollup-a/batches/0") == 400
-    finally:
-        c.stop_all()
 
 
 async def _submit(c: Processes, payload: bytes, out: list[dict[str, Any]]) -> None:
