@@ -1,6 +1,7 @@
 """Throughput and latency of a real 4-process cluster on this machine, to decrypted and to rollup.
 
-    seqnet bench [--rates 25,50,100,200] [--seconds 10] [--backlog 3000] [--carrier C] [--json]
+    seqnet bench [--nodes N] [--rates R,...] [--seconds S] [--backlog B] [--tx-bytes B]
+                 [--carrier C] [--json]
 
 Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
 until they commit, starts a rollup follower (``ops.load.RollupFollower``: one
@@ -101,7 +102,7 @@ RSS_SAMPLE_S = 0.2  # every node's resident memory is read this often
 NULL_SINK_S = 1.0  # the load client submits to the null sink for at least this long
 
 
-def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
+def crypto_cost_per_tx_s(n: int, m: int = 200, payload_bytes: int = 256) -> float:
     """One node's crypto per transaction (check + own share + combine), measured now."""
     from mev import kem
     from mev.combine import open_batch
@@ -109,7 +110,7 @@ def crypto_cost_per_tx_s(n: int, m: int = 200) -> float:
     from mev.shares import _make_shares
 
     public, shares = deal(n, decryption_threshold(n), os.urandom)
-    cts = [kem.encrypt(public, "bench", "ns", b"x" * 100, os.urandom) for _ in range(m)]
+    cts = [kem.encrypt(public, "bench", "ns", b"x" * payload_bytes, os.urandom) for _ in range(m)]
     us, batch_id = [ct.u for ct in cts], bytes(32)
     start = time.perf_counter()
     for ct in cts:
@@ -501,6 +502,7 @@ class BenchConfig:
     backlog: int = 3000
     base_port: int = 27100  # below the ephemeral port range
     carrier: str = "websocket"  # how the rollup follower gets its batches
+    tx_bytes: int = 256  # each transaction's plaintext
 
 
 RATE_HEADER = (
@@ -552,11 +554,12 @@ Samples = list[tuple[str, float, list[list[Served]]]]  # (load, heights/s, batch
 
 def run(config: BenchConfig) -> dict[str, Any]:
     """Start a cluster in a temp dir, measure, print Markdown tables, stop it; the results."""
-    per_tx = crypto_cost_per_tx_s(config.nodes)
+    per_tx = crypto_cost_per_tx_s(config.nodes, payload_bytes=config.tx_bytes)
     cores = os.cpu_count() or 1
     ceiling = cores / (config.nodes * per_tx)
     result: dict[str, Any] = {
         "nodes": config.nodes,
+        "tx_bytes": config.tx_bytes,
         "cores": cores,
         "crypto_us_per_tx": per_tx * 1e6,
         "ceiling_tps": ceiling,
@@ -588,8 +591,9 @@ def run(config: BenchConfig) -> dict[str, Any]:
             config.carrier,
         )
         sizes = [int(r * config.seconds) + 10 for r in config.rates]
-        print(f"encrypting {sum(sizes) + config.backlog} transactions ...", flush=True)
-        pool = make_txs(genesis, sum(sizes) + config.backlog, genesis.namespaces)
+        total = sum(sizes) + config.backlog
+        print(f"encrypting {total} transactions of {config.tx_bytes} B ...", flush=True)
+        pool = make_txs(genesis, total, genesis.namespaces, payload_bytes=config.tx_bytes)
         if not follower.wait_following(genesis.namespaces, FOLLOW_TIMEOUT_S):
             print(f"warning: the rollup follower read nothing within {FOLLOW_TIMEOUT_S:g} s")
         result["rss"].append(memory.mark("start"))

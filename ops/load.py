@@ -48,12 +48,24 @@ class Tx:
     payload: bytes
 
 
-def make_txs(genesis: Genesis, count: int, namespaces: Iterable[str], tag: str = "tx") -> list[Tx]:
-    """``count`` transactions spread over ``namespaces``, each payload unique."""
+def make_txs(
+    genesis: Genesis,
+    count: int,
+    namespaces: Iterable[str],
+    tag: str = "tx",
+    payload_bytes: int | None = None,
+) -> list[Tx]:
+    """``count`` transactions spread over ``namespaces``, each payload unique.
+
+    ``payload_bytes``: pad each plaintext to exactly this size (a benchmark's
+    transaction size); by default the payload is just its short unique name.
+    """
     spaces = list(namespaces)
     out = []
     for k in range(count):
         ns, payload = spaces[k % len(spaces)], f"{tag}-{k}".encode()
+        if payload_bytes is not None:
+            payload = payload[:payload_bytes].ljust(payload_bytes, b".")
         sealed = seal(genesis, ns, payload)
         out.append(Tx(sealed.data, sealed.digest, ns, payload))
     return out

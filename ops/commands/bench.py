@@ -40,6 +40,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--backlog", type=positive, default=3000, help="saturation backlog (3000)")
     p.add_argument("--base-port", type=positive, default=27100, help="first libp2p port")
     p.add_argument(
+        "--tx-bytes", type=positive, default=256, metavar="B",
+        help="plaintext bytes per transaction (256); the ciphertext adds ~150",
+    )  # fmt: skip
+    p.add_argument(
         "--carrier", choices=["websocket", "gossip"], default="websocket",
         help="how the rollup follower gets its batches (websocket)",
     )  # fmt: skip
@@ -57,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
     from sequencer_net.node.network import NetworkFilesError
 
     config = bench.BenchConfig(
-        args.nodes, args.rates, args.seconds, args.backlog, args.base_port, args.carrier
+        args.nodes,
+        args.rates,
+        args.seconds,
+        args.backlog,
+        args.base_port,
+        args.carrier,
+        args.tx_bytes,
     )
     try:
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
