@@ -13,7 +13,9 @@ its own store and runs. A committed block goes from the node to the mempool
 (forget its transactions) and to decryption; a decrypted batch is stored, ends
 the latency clock of the transactions submitted here, and goes to attestation,
 which signs its header and collects a quorum's signatures into a batch
-certificate (``certified_height``, ``wait_certified``).
+certificate (``certified_height``, ``wait_certified``). Each certified height's
+namespace batches go to rollups through the API (``rollup_api``) and on
+gossip (:class:`~sequencer_net.node.publisher.BatchPublisher`).
 """
 
 from __future__ import annotations
