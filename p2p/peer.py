@@ -3,7 +3,10 @@
 A rollup's subscriber (or a relay between subscribers) runs one. It dials the
 peers it was given (validators from the genesis, other relays) and keeps
 dialling any that drop, because gossip only reaches connected peers; it may
-listen so that other subscribers can use it as a relay. Its identity is a
+listen so that other subscribers can use it as a relay. Inbound connections
+pass ``p2p.slots`` as on a validator: the peers it dials itself always get
+in, at most ``MAX_OUTSIDERS`` others at a time, and a flood of silent TCP
+connections cannot crowd them out. Its identity is a
 fresh key unless it is given a seed. Requests (one frame each way on a new
 stream, no genesis hello) go to any of the known peers.
 """
@@ -25,7 +28,7 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from p2p.framing import FrameReader, frame
 from p2p.gossip import Gossip, MessageId
 from p2p.host import TIMEOUT_S, noise_host
-from p2p.slots import forget_failed_dial
+from p2p.slots import InboundSlots, forget_failed_dial
 
 log = logging.getLogger("seqnet.p2p.peer")
 
@@ -57,6 +60,9 @@ class GossipPeer:
         self.host = noise_host(seed or os.urandom(32), self._listen)
         self.gossip = Gossip(self.host, message_id)
         self.known = list(known)
+        known_ids = {info.peer_id for info in self.known}
+        self.slots = InboundSlots(self.host.get_network(), lambda peer: peer in known_ids)
+        self.slots.install()
         self.listening = trio.Event()  # set once ``address`` is known
 
     @asynccontextmanager

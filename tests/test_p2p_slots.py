@@ -16,8 +16,10 @@ import trio
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 
+from p2p.gossip import content_id
 from p2p.host import ValidatorHost
 from p2p.identity import peer_id
+from p2p.peer import GossipPeer
 from p2p.slots import MAX_PENDING
 from sequencer_net.base.signing import SigningKey
 from tests.test_p2p import SEEDS, cluster, wait_for
@@ -111,6 +113,19 @@ async def test_outsiders_beyond_their_slots_are_refused_and_a_closed_slot_is_fre
             await wait_for(lambda: hosts[0].slots.outsiders == 0)
             await outsiders[1].host.connect(_info(hosts[0]))
             await wait_for(lambda: hosts[0].slots.outsiders == 1)  # the freed slot is reused
+
+
+async def test_a_relay_admits_outsiders_only_up_to_its_slots() -> None:
+    """A subscriber that listens as a relay sheds outsiders past its slots like a validator."""
+    relay = GossipPeer([], content_id)
+    relay.slots.max_outsiders = 1
+    others = [GossipPeer([], content_id) for _ in range(2)]
+    async with relay.running(), others[0].running(), others[1].running():
+        target = info_from_p2p_addr(Multiaddr(relay.address))
+        for k, other in enumerate(others):
+            await other.host.connect(target)
+            await wait_for(lambda k=k: relay.slots.outsiders + relay.slots.refused == k + 1)
+        assert (relay.slots.outsiders, relay.slots.refused) == (1, 1)
 
 
 def _info(host: ValidatorHost) -> PeerInfo:
