@@ -73,6 +73,7 @@ FromPlain = Callable[[Any, str], Any]
 class _Converter:
     to_plain: ToPlain
     from_plain: FromPlain
+    accepts: Callable[[Any], bool] | None = None  # a leaf's check, for containers' fast paths
 
 
 _COMPILED: dict[Any, _Converter] = {}
@@ -83,28 +84,41 @@ def _fail(path: str, why: str) -> typing.NoReturn:
 
 
 def _int_converter(bounds: IntRange) -> _Converter:
+    lo, hi = bounds.lo, bounds.hi
+
     def from_plain(v: Any, path: str) -> int:
         if type(v) is not int:
             _fail(path, f"expected int, got {type(v).__name__}")
-        if not bounds.lo <= v <= bounds.hi:
-            _fail(path, f"int {v} out of range [{bounds.lo}, {bounds.hi}]")
+        if not lo <= v <= hi:
+            _fail(path, f"int {v} out of range [{lo}, {hi}]")
         return v
 
-    return _Converter(_identity, from_plain)
+    def accepts(v: Any) -> bool:
+        return type(v) is int and lo <= v <= hi
+
+    return _Converter(_identity, from_plain, accepts)
 
 
 def _sized_converter(kind: type, size: Size) -> _Converter:
+    exact, most = size.exact, size.max
+
     def from_plain(v: Any, path: str) -> Any:
         if type(v) is not kind:
             _fail(path, f"expected {kind.__name__}, got {type(v).__name__}")
         length = len(typing.cast(bytes, v))
-        if size.exact is not None and length != size.exact:
-            _fail(path, f"length {length} != {size.exact}")
-        if length > size.max:
-            _fail(path, f"length {length} > {size.max}")
+        if exact is not None and length != exact:
+            _fail(path, f"length {length} != {exact}")
+        if length > most:
+            _fail(path, f"length {length} > {most}")
         return v
 
-    return _Converter(_identity, from_plain)
+    def accepts(v: Any) -> bool:
+        if type(v) is not kind:
+            return False
+        length = len(typing.cast(bytes, v))
+        return length == exact if exact is not None else length <= most
+
+    return _Converter(_identity, from_plain, accepts)
 
 
 def _bool_from_plain(v: Any, path: str) -> bool:
@@ -136,9 +150,11 @@ def _list_of(v: Any, path: str, limit: int) -> list[Any]:
 
 
 def _variadic_tuple_converter(inner: _Converter, limit: int) -> _Converter:
-    def to_plain(v: Any) -> Any:
+    def each_to_plain(v: Any) -> Any:
         return [inner.to_plain(x) for x in v]
 
+    # CBOR encodes a tuple as an array: a tuple of leaves needs no conversion
+    to_plain = _identity if inner.to_plain is _identity else each_to_plain
     item_from = inner.from_plain
 
     def from_plain(v: Any, path: str) -> Any:
@@ -154,12 +170,14 @@ def _variadic_tuple_converter(inner: _Converter, limit: int) -> _Converter:
 
 
 def _fixed_tuple_converter(inners: Sequence[_Converter]) -> _Converter:
-    def to_plain(v: Any) -> Any:
+    def each_to_plain(v: Any) -> Any:
         return [c.to_plain(x) for c, x in zip(inners, v, strict=True)]
 
+    leaves = all(c.to_plain is _identity for c in inners)  # a tuple of leaves encodes as it is
+    to_plain = _identity if leaves else each_to_plain
     froms = [c.from_plain for c in inners]
 
-    def from_plain(v: Any, path: str) -> Any:
+    def checked(v: Any, path: str) -> Any:
         items = _list_of(v, path, len(inners))
         if len(items) != len(froms):
             _fail(path, f"expected {len(inners)} items, got {len(items)}")
@@ -170,7 +188,18 @@ def _fixed_tuple_converter(inners: Sequence[_Converter]) -> _Converter:
                 f(x, f"{path}[{i}]")
             raise
 
-    return _Converter(to_plain, from_plain)
+    checks = [c.accepts for c in inners]
+    if len(checks) != 2 or None in checks:
+        return _Converter(to_plain, checked)
+    first, second = typing.cast(list[Callable[[Any], bool]], checks)
+
+    def pair(v: Any, path: str) -> Any:
+        """The common pair of leaves (a digest and a time, a signer and a signature), inline."""
+        if type(v) is list and len(v) == 2 and first(v[0]) and second(v[1]):
+            return (v[0], v[1])
+        return checked(v, path)  # refuses it, naming the offending item
+
+    return _Converter(to_plain, pair)
 
 
 def _dataclass_converter(cls: type, typevars: dict[Any, Any]) -> _Converter:
