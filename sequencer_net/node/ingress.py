@@ -30,7 +30,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import trio
-from prometheus_client import Counter
 
 from mev import kem
 from mev.kem import Ciphertext
@@ -77,7 +76,6 @@ class TxIngress:
         self._waiting: dict[Hashable, deque[_Waiting]] = {}  # per source, in arrival order
         self._waiting_count = 0
         self._in_check: set[bytes] = set()
-        self._counters: dict[tuple[str, str], Counter] = {}  # admissions per (source, reason)
         self._wake = trio.Event()
         self._outgoing: list[tuple[bytes, int | None]] = []
         self._checked: OrderedDict[bytes, None] = OrderedDict()
@@ -130,11 +128,8 @@ class TxIngress:
         return item
 
     def _count(self, verdict: Admission, source: int | None) -> Admission:
-        key = ("client" if source is None else "peer", verdict.reason)
-        counter = self._counters.get(key)
-        if counter is None:  # ``labels()`` costs more than the rest of an admission
-            counter = self._counters[key] = self.metrics.admissions.labels(*key)
-        counter.inc()
+        label = "client" if source is None else "peer"
+        self.metrics.labelled(self.metrics.admissions, label, verdict.reason).inc()
         return verdict
 
     # ------------------------------------------------------------ tasks

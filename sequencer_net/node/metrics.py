@@ -6,6 +6,8 @@ in one test process, and so ``/metrics`` shows exactly this node.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (
@@ -17,6 +19,7 @@ class NodeMetrics:
     """Every metric a validator exports; names and labels are a public contract."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # see ``labelled``
         self.registry = r = CollectorRegistry()
         self.up = Gauge("seqnet_up", "1 while the node runs", registry=r)
         self.height = Gauge("seqnet_height", "Committed height", registry=r)
@@ -158,10 +161,23 @@ class NodeMetrics:
         self.rounds_timed_out.inc()
         self.deprecated_view_changes.inc()
 
+    def labelled(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set.
+
+        prometheus_client's ``labels()`` costs more than what the hot paths
+        count (an admission, a frame, a decrypted transaction). Label values
+        come from the code and the genesis, so the cache stays small.
+        """
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def reject(self, protocol: str, reason: str, count: int = 1) -> None:
         """[REJECT]: the input breaks the protocol; the sender is at fault."""
-        self.rejected.labels(protocol, reason).inc(count)
+        self.labelled(self.rejected, protocol, reason).inc(count)
 
     def ignore(self, protocol: str, reason: str) -> None:
         """[IGNORE]: not acted on; proves nothing against the sender."""
-        self.ignored.labels(protocol, reason).inc()
+        self.labelled(self.ignored, protocol, reason).inc()

@@ -314,7 +314,7 @@ class Validator:
                 self.driver.wakeup()
 
     async def _on_frame(self, protocol: str, sender: int, data: bytes) -> None:
-        self.metrics.messages.labels(_short(protocol)).inc()
+        self.metrics.labelled(self.metrics.messages, _short(protocol)).inc()
         if protocol == CONSENSUS_PROTOCOL:
             if self.driver is not None:
                 await self.driver.on_frame(sender, data)
@@ -384,10 +384,11 @@ class Validator:
             if tx.plaintext is None:
                 self.metrics.invalid_transactions.inc()
                 continue
-            self.metrics.transactions.labels(tx.namespace).inc()
+            self.metrics.labelled(self.metrics.transactions, tx.namespace).inc()
             submitted = self._submitted.pop(tx.digest, None)
             if submitted is not None:
-                self.metrics.submit_to_decrypt.labels(tx.namespace).observe(now - submitted)
+                latency = self.metrics.labelled(self.metrics.submit_to_decrypt, tx.namespace)
+                latency.observe(now - submitted)
         self.decrypted_height = max(self.decrypted_height, batch.height)
         self.metrics.decrypted_height.set(self.decrypted_height)
         self.attestation.on_decrypted(batch)
