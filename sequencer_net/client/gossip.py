@@ -118,10 +118,10 @@ class GossipCarrier:
         self.sub = subscription
         validators = validator_peers(subscription.genesis)
         known = _peers(options.peers, validators)
-        self.fetch_from = _peers(options.fetch_from, validators)
+        # whom to ask for missed heights, by the name bad_nodes would give them
+        self.fetch_from = {_name(info): info for info in _peers(options.fetch_from, validators)}
         self.peer = GossipPeer(known, batch_message_id, listen=options.listen)
         self.feed = GossipFeed(subscription.committee, subscription.namespace)
-        self._turn = 0
 
     async def follow(self, send: trio.MemorySendChannel[VerifiedBatch]) -> None:
         """Hand every height on from ``next_height``, forever, or until no node is left.
@@ -160,8 +160,8 @@ class GossipCarrier:
 
     async def _fetch(self, send: trio.MemorySendChannel[VerifiedBatch]) -> None:
         """Missed heights from the next validator not caught lying, handed on in order."""
-        info = self._next_fetch_peer()
-        node = _name(info)
+        node = self.sub.next_good(list(self.fetch_from))
+        info = self.fetch_from[node]
         height = self.sub.next_height
         request = FETCH.encode(BatchRangeRequest(self.sub.namespace, height, MAX_RANGE))
         answer = await self.peer.request(info, FETCH_PROTOCOL, request)
@@ -175,14 +175,6 @@ class GossipCarrier:
             if verified is None:
                 return
             await self.sub.hand_on(verified, send, "fetch")
-
-    def _next_fetch_peer(self) -> PeerInfo:
-        for _ in range(len(self.fetch_from)):
-            info = self.fetch_from[self._turn % len(self.fetch_from)]
-            self._turn += 1
-            if _name(info) not in self.sub.bad_nodes:
-                return info
-        raise self.sub.no_node_left()
 
 
 def _peers(addresses: Sequence[str] | None, default: list[PeerInfo]) -> list[PeerInfo]:

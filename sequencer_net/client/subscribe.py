@@ -213,8 +213,12 @@ class Subscription:
 
     def next_node(self) -> str:
         """The next node, round-robin, that served nothing unverified; ClientError if none."""
-        for _ in range(len(self.nodes)):
-            node = self.nodes[self._turn % len(self.nodes)]
+        return self.next_good(self.nodes)
+
+    def next_good(self, candidates: Sequence[str]) -> str:
+        """The next of ``candidates``, round-robin, not in ``bad_nodes``; ClientError if none."""
+        for _ in range(len(candidates)):
+            node = candidates[self._turn % len(candidates)]
             self._turn += 1
             if node not in self.bad_nodes:
                 return node
