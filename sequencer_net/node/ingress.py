@@ -112,7 +112,9 @@ class TxIngress:
 
     def _enqueue(self, data: bytes, source: int | None, queue: Hashable) -> _Waiting | Admission:
         digest = kem.digest_of_encoding(data)
-        if digest in self._in_check:
+        if digest in self._in_check or self.mempool.is_known(digest):
+            # every peer relays what it admits: most copies are known, so refuse them
+            # before decoding (the digest of the bytes is all a duplicate costs)
             return self._count(Admission(False, "duplicate", digest), source)
         screened = self.mempool.screen(data)
         if isinstance(screened, Admission):
