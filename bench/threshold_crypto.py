@@ -77,7 +77,7 @@ def committed_batch(n: int, cts: list[kem.Ciphertext]) -> CommittedBatch:
     msg = sign_bytes(vote, CHAIN)
     qc = QuorumCert(vote, tuple((i, keys[i].sign_raw(msg)) for i in range(committee.quorum)))
     return CommittedBatch.from_commit(  # ciphertexts were checked on admission (timed apart)
-        Commit(block, block_hash(block), qc), MessageValidator(committee), lambda ct: True
+        Commit(block, block_hash(block), qc), MessageValidator(committee), lambda ct, _: True
     )
 
 

@@ -51,28 +51,30 @@ class CommittedBatch:
         height: int,
         batch_id: bytes,
         ciphertexts: list[Ciphertext],
+        digests: list[bytes],
         valid: list[bool],
         token: object,
     ) -> None:
         if token is not _TOKEN:
             raise TypeError("a CommittedBatch is made only by CommittedBatch.from_commit()")
         self.height, self.batch_id = height, batch_id
-        self.ciphertexts, self.valid = ciphertexts, valid
+        self.ciphertexts, self.digests, self.valid = ciphertexts, digests, valid
 
     @classmethod
     def from_commit(
         cls,
         commit: Commit,
         validator: MessageValidator,
-        is_valid: Callable[[Ciphertext], bool],
-        read_payload: Callable[[bytes], list[Ciphertext]] | None = None,
+        is_valid: Callable[[Ciphertext, bytes], bool],
+        read_payload: Callable[[bytes], list[tuple[Ciphertext, bytes]]] | None = None,
     ) -> CommittedBatch:
         """Check the commit's certificate and payload; ``is_valid`` judges each ciphertext.
 
-        ``is_valid`` may reuse the mempool's checks; without them it is
-        ``lambda ct: is_well_formed(public, chain_id, ct)``. ``read_payload``
-        extracts the ordered ciphertexts from the block payload (default: the
-        payload is an :class:`EncryptedBatch`); it raises DecodeError.
+        ``is_valid(ct, digest)`` may reuse the mempool's checks (by digest);
+        without them it is ``lambda ct, _: is_well_formed(public, chain_id, ct)``.
+        ``read_payload`` extracts the ordered ciphertexts with their digests from
+        the block payload (default: the payload is an :class:`EncryptedBatch`);
+        it raises DecodeError.
         """
         if not isinstance(commit, Commit):
             raise NotCommitted(f"expected a consensus Commit, got {type(commit).__name__}")
@@ -81,19 +83,21 @@ class CommittedBatch:
             raise NotCommitted("certificate does not name this block")
         try:
             validator.check_qc(commit.certificate)
-            cts = (read_payload or _encrypted_batch)(commit.block.payload)
+            pairs = (read_payload or _encrypted_batch)(commit.block.payload)
         except (Invalid, DecodeError) as exc:
             raise NotCommitted(str(exc)) from None
-        return cls(commit.block.height, digest, cts, [is_valid(ct) for ct in cts], _TOKEN)
+        valid = [is_valid(ct, d) for ct, d in pairs]
+        cts, digests = [ct for ct, _ in pairs], [d for _, d in pairs]
+        return cls(commit.block.height, digest, cts, digests, valid, _TOKEN)
 
     @property
     def decryptable(self) -> list[Ciphertext]:
         return [ct for ct, ok in zip(self.ciphertexts, self.valid, strict=True) if ok]
 
 
-def _encrypted_batch(payload: bytes) -> list[Ciphertext]:
+def _encrypted_batch(payload: bytes) -> list[tuple[Ciphertext, bytes]]:
     batch: EncryptedBatch = codec.decode(EncryptedBatch, payload)
-    return list(batch.ciphertexts)
+    return [(ct, kem.digest(ct)) for ct in batch.ciphertexts]
 
 
 def is_well_formed(public: ThresholdPublicKey, chain_id: str, ct: Ciphertext) -> bool:

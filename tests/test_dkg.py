@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import pytest
 from hypothesis import given, settings
@@ -58,7 +57,10 @@ def test_the_generated_key_encrypts_and_t_shares_decrypt() -> None:
         result.public, net.chain_id, "rollup-a", b"secret", group.seeded_random_bytes(b"k")
     )
     commit = commit_of(net, codec.encode(EncryptedBatch((ct,))))
-    valid = functools.partial(is_well_formed, result.public, net.chain_id)
+
+    def valid(ct: kem.Ciphertext, _: bytes) -> bool:
+        return is_well_formed(result.public, net.chain_id, ct)
+
     batch = CommittedBatch.from_commit(commit, MessageValidator(net.committee), valid)
     shares = {i: make_share_batch(run.results[i].share, result.public, batch) for i in honest[-3:]}
     opening = open_batch(result.public, net.chain_id, batch.batch_id, [ct], shares)

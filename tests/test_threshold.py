@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from dataclasses import replace
 
@@ -35,12 +34,16 @@ def encrypt(payload: bytes, namespace: str = "rollup-a") -> Ciphertext:
     return kem.encrypt(PUBLIC, CHAIN, namespace, payload, RNG)
 
 
+def well_formed(ct: Ciphertext, _digest: bytes) -> bool:
+    return is_well_formed(PUBLIC, CHAIN, ct)
+
+
 def committed(cts: list[Ciphertext]) -> CommittedBatch:
     payload = codec.encode(EncryptedBatch(tuple(cts)))
     return CommittedBatch.from_commit(
         commit_of(NET, payload),
         MessageValidator(NET.committee),
-        functools.partial(is_well_formed, PUBLIC, CHAIN),
+        well_formed,
     )
 
 
@@ -339,14 +342,14 @@ def test_no_share_without_a_committed_batch() -> None:
     with pytest.raises(NotCommitted):
         make_share_batch(KEYS[0], PUBLIC, [encrypt(b"x").u])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        CommittedBatch(1, b"\x00" * 32, [], [], object())
+        CommittedBatch(1, b"\x00" * 32, [], [], [], object())
 
 
 def test_a_commit_without_a_valid_quorum_certificate_is_refused() -> None:
     payload = codec.encode(EncryptedBatch((encrypt(b"x"),)))
     commit = commit_of(NET, payload)
     validator = MessageValidator(NET.committee)
-    valid = functools.partial(is_well_formed, PUBLIC, CHAIN)
+    valid = well_formed
     forged_qc = replace(commit.certificate, signatures=commit.certificate.signatures[:2])
     with pytest.raises(NotCommitted):
         CommittedBatch.from_commit(replace(commit, certificate=forged_qc), validator, valid)

@@ -86,7 +86,7 @@ class DecryptionService:
         post: Post,
         fetch_batch: FetchBatch,
         metrics: NodeMetrics,
-        is_checked: Callable[[Ciphertext], bool],
+        is_checked: Callable[[Ciphertext, bytes], bool],
         on_decrypted: Callable[[DecryptedBatch], None],
         payload_of: Callable[[Commit], FairPayload] = lambda c: read_payload(c.block.payload),
         on_attestation: Callable[[int, AttestationMessage], None] | None = None,
@@ -240,8 +240,9 @@ class DecryptionService:
     def _committed_batch(self, commit: Commit) -> CommittedBatch:
         """(worker thread) The block's ciphertexts, certificate checked (raises NotCommitted)."""
 
-        def ciphertexts(_: bytes) -> list[Ciphertext]:
-            return [codec.decode(Ciphertext, tx) for tx in self._payload_of(commit).txs]
+        def ciphertexts(_: bytes) -> list[tuple[Ciphertext, bytes]]:
+            txs = self._payload_of(commit).txs
+            return [(codec.decode(Ciphertext, tx), kem.digest_of_encoding(tx)) for tx in txs]
 
         return CommittedBatch.from_commit(
             commit, self.validator, self._is_checked, read_payload=ciphertexts
@@ -358,8 +359,8 @@ def _assemble(
     """
     opened = iter(zip(plaintexts, keys, strict=True))
     txs, all_keys = [], []
-    for ct, valid in zip(batch.ciphertexts, batch.valid, strict=True):
+    for ct, digest, valid in zip(batch.ciphertexts, batch.digests, batch.valid, strict=True):
         plaintext, key = next(opened) if valid else (None, None)
-        txs.append(DecryptedTx(ct.namespace, kem.digest(ct), plaintext))
+        txs.append(DecryptedTx(ct.namespace, digest, plaintext))
         all_keys.append(key or b"")
     return DecryptedBatch(batch.height, batch.batch_id, tuple(txs), tuple(all_keys))

@@ -31,7 +31,6 @@ from typing import Any
 import trio
 
 from delivery.gossip import message_id
-from mev import kem
 from mev.committed import is_well_formed
 from mev.decryptor import Decryptor
 from mev.kem import Ciphertext
@@ -344,10 +343,10 @@ class Validator:
         if self.driver is not None:
             self.driver.wakeup()
 
-    def _was_checked(self, ct: Ciphertext) -> bool:
+    def _was_checked(self, ct: Ciphertext, digest: bytes) -> bool:
         """Checked on admission here (the usual case), else check it now."""
         return ct.namespace in self.genesis.namespaces and (
-            self.ingress.was_checked(kem.digest(ct))
+            self.ingress.was_checked(digest)
             or is_well_formed(self.genesis.threshold_key, self.genesis.chain_id, ct)
         )
 
