@@ -122,6 +122,7 @@ class FairOrderingApp:
         self._committed_height = 0
         self.rejected: dict[str, int] = {}
         self.last_committed: tuple[bytes, FairPayload] | None = None  # saves a decode downstream
+        self._proposed: tuple[bytes, FairPayload] | None = None  # our latest proposal
 
     # ------------------------------------------------------------ inputs from the driver
 
@@ -199,7 +200,10 @@ class FairOrderingApp:
         if self._bodies is not None:
             order = order[: len(txs)]  # what fits in the block; the rest heads the next one
         self._last_block_ms = self.now_ms
-        return codec.encode(FairPayload(tuple(reports), tuple(order), txs))
+        payload = FairPayload(tuple(reports), tuple(order), txs)
+        data = codec.encode(payload)
+        self._proposed = (data, payload)  # our block's payload: no need to decode it again
+        return data
 
     def _bodies_for(self, order: list[bytes], room: int) -> tuple[bytes, ...] | None:
         """The bodies of the longest prefix of ``order`` that fits in ``room`` bytes.
@@ -334,6 +338,9 @@ class FairOrderingApp:
         known = self._payloads.get(digest)
         if known is not None:
             return known[1]
+        if self._proposed is not None and block.payload == self._proposed[0]:
+            self._payloads[digest] = (block.height, self._proposed[1])
+            return self._proposed[1]
         try:  # a block that arrived by sync: certified by a quorum, so decode only
             payload: FairPayload = codec.decode(FairPayload, block.payload)
         except DecodeError:
