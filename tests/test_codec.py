@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import cbor2
 import pytest
@@ -204,3 +205,34 @@ def test_well_formed_cbor_of_the_wrong_shape_is_refused_or_canonical(
 ) -> None:
     data = cbor2.dumps([type_id, body], canonical=True)
     decodes_canonically_or_rejects(CONSENSUS.decode, CONSENSUS.encode, data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaves:
+    """A dataclass of leaves only: decoded by the inline fast path."""
+
+    name: Annotated[str, codec.Size(max=8)]
+    digest: codec.Digest
+    note: bytes | None
+
+    def __post_init__(self) -> None:
+        if self.name == "bad":
+            raise ValueError("the name 'bad' is refused")
+
+
+def test_a_dataclass_of_leaves_decodes_inline_and_refuses_like_the_checked_path() -> None:
+    good = _Leaves("a", b"d" * 32, None)
+    assert codec.decode(_Leaves, codec.encode(good)) == good
+    assert codec.from_plain(_Leaves, {1: "a", 2: b"d" * 32, 3: b"x"}).note == b"x"
+    refused = {
+        "bool key": ({True: "a", 2: b"d" * 32, 3: None}, "fields"),
+        "missing field": ({1: "a", 2: b"d" * 32}, "fields"),
+        "short digest": ({1: "a", 2: b"d", 3: None}, "digest: length 1 != 32"),
+        "long name": ({1: "a" * 9, 2: b"d" * 32, 3: None}, "name: length 9 > 8"),
+        "wrong type": ({1: "a", 2: b"d" * 32, 3: 7}, "note: expected bytes"),
+        "invariant": ({1: "bad", 2: b"d" * 32, 3: None}, "the name 'bad' is refused"),
+    }
+    for why, (plain, message) in refused.items():
+        with pytest.raises(DecodeError, match=message):
+            codec.from_plain(_Leaves, plain)
+            pytest.fail(why)

@@ -138,7 +138,14 @@ def _optional_converter(inner: _Converter) -> _Converter:
     def from_plain(v: Any, path: str) -> Any:
         return None if v is None else inner.from_plain(v, path)
 
-    return _Converter(to_plain, from_plain)
+    if inner.accepts is None or inner.to_plain is not _identity:
+        return _Converter(to_plain, from_plain)
+    inner_accepts = inner.accepts
+
+    def accepts(v: Any) -> bool:
+        return v is None or inner_accepts(v)
+
+    return _Converter(_identity, from_plain, accepts)
 
 
 def _list_of(v: Any, path: str, limit: int) -> list[Any]:
@@ -229,7 +236,33 @@ def _dataclass_converter(cls: type, typevars: dict[Any, Any]) -> _Converter:
         except (ValueError, TypeError) as exc:  # __post_init__ invariants
             _fail(path, f"invalid {cls.__name__}: {exc}")
 
-    return _Converter(to_plain, from_plain)
+    checks = [c.accepts for c in convs]
+    if None in checks:
+        return _Converter(to_plain, from_plain)
+    return _Converter(to_plain, _leaves_fast_path(cls, keys, checks, from_plain))
+
+
+def _leaves_fast_path(
+    cls: type, keys: list[int], checks: list[Any], checked: FromPlain
+) -> FromPlain:
+    """A dataclass of leaves (a ciphertext, a tree node) checked inline, field by field.
+
+    Anything the inline checks do not accept goes through ``checked``, which
+    refuses it and names the offending field.
+    """
+    key_types = (int,) * len(keys)  # a bool key equals 1 or 0 but is not a field number
+
+    def from_plain(v: Any, path: str) -> Any:
+        if type(v) is dict and list(v) == keys and tuple(map(type, v)) == key_types:
+            values = list(v.values())
+            if all([ok(x) for ok, x in zip(checks, values, strict=True)]):
+                try:
+                    return cls(*values)
+                except (ValueError, TypeError):
+                    pass  # a __post_init__ invariant: ``checked`` says which
+        return checked(v, path)
+
+    return from_plain
 
 
 def _substitute(tp: Any, typevars: dict[Any, Any]) -> Any:
