@@ -22,13 +22,14 @@ from ordering.fair.policies import (
 from ordering.fair.reports import SEQ_VOTE, OrderReport, report_seq
 from ordering.messages import MAX_PAYLOAD_BYTES, Block
 from sequencer_net.base import codec
+from sequencer_net.base.codec import DecodeError
 from tests.factory import Net
 
 A, B, C, D = (bytes([i]) * 32 for i in range(1, 5))
 
 
 def report(node: int, *entries: tuple[bytes, int], seq: int = 1) -> OrderReport:
-    return OrderReport(node, seq, tuple(entries))
+    return OrderReport.of(node, seq, entries)
 
 
 # ------------------------------------------------------------ policies
@@ -160,7 +161,10 @@ def test_replicas_accept_the_leaders_fair_order() -> None:
             lambda p: replace(
                 p,
                 reports=(
-                    replace(p.reports[0], statement=replace(p.reports[0].statement, entries=())),
+                    replace(
+                        p.reports[0],
+                        statement=replace(p.reports[0].statement, digests=b"", times=b""),
+                    ),
                     *p.reports[1:],
                 ),
             ),
@@ -262,3 +266,25 @@ def test_garbage_payloads_are_refused_by_replicas() -> None:
     block = Block(2, 2, 2, NET.qc(NET.block(1, NET.genesis_qc)), b"\xff\x00garbage")
     assert not nodes[0].validate_payload(block, b"\x01" * 32, no_ancestors)
     assert nodes[0].rejected == {"payload-malformed": 1}
+
+
+@pytest.mark.parametrize(
+    ("digests", "times", "why"),
+    [
+        (b"d" * 33, bytes(8), "back to back"),
+        (b"d" * 32, bytes(16), "one 8-byte time per digest"),
+        (b"d" * 64, bytes(16), "appears twice"),
+        (b"d" * 32, (2**53 + 1).to_bytes(8, "big"), "a time above"),
+    ],
+)
+def test_a_malformed_report_does_not_decode(digests: bytes, times: bytes, why: str) -> None:
+    data = codec.dumps_plain({1: 1, 2: 5, 3: digests, 4: times})
+    with pytest.raises(DecodeError, match=why):
+        codec.decode(OrderReport, data)
+
+
+def test_a_report_keeps_its_entries_in_the_order_seen() -> None:
+    entries = [(bytes([i]) * 32, 1_000 - i) for i in range(5)]
+    decoded = codec.decode(OrderReport, codec.encode(OrderReport.of(2, 7, entries)))
+    assert list(decoded.entries) == entries
+    assert decoded.times_by_digest() == dict(entries)

@@ -23,6 +23,7 @@ cluster makes a few empty blocks per second, not hundreds.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Container
 from dataclasses import dataclass, field
@@ -154,8 +155,8 @@ class FairOrderingApp:
         return codec.encode(signed, Signed[OrderReport])
 
     def _own_report(self, round_: int, kind: int) -> Signed[OrderReport]:
-        entries = tuple(list(self.pending.items())[:MAX_REPORT_ENTRIES])
-        report = OrderReport(self.me, report_seq(round_, kind), entries)
+        entries = itertools.islice(self.pending.items(), MAX_REPORT_ENTRIES)
+        report = OrderReport.of(self.me, report_seq(round_, kind), entries)
         self.received[self.me] = report
         return self._key.sign(report, self.committee.chain_id, self.me)
 

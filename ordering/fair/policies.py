@@ -20,6 +20,7 @@ differs:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 from typing import Protocol
 
@@ -40,16 +41,13 @@ class Policy(Protocol):
 
 def candidates(reports: Sequence[OrderReport], f: int, exclude: Container[bytes]) -> list[bytes]:
     """Digests seen in at least f+1 reports and not yet ordered: the block must hold them."""
-    counts: dict[bytes, int] = {}
-    for r in reports:
-        for digest, _ in r.entries:
-            counts[digest] = counts.get(digest, 0) + 1
+    counts = Counter(d for r in reports for d in r.digest_list())
     return sorted(d for d, c in counts.items() if c >= f + 1 and d not in exclude)
 
 
 def median_times(reports: Sequence[OrderReport], digests: Sequence[bytes]) -> dict[bytes, int]:
     """Lower median of each digest's reported times, a missing report counting as infinity."""
-    views = [r.times() for r in reports]
+    views = [r.times_by_digest() for r in reports]
     middle = (len(views) - 1) // 2
     return {d: sorted(v.get(d, INFINITY) for v in views)[middle] for d in digests}
 
@@ -81,7 +79,7 @@ class Arrival(_ForCommittee):
     def order(
         self, reports: Sequence[OrderReport], proposer: int, exclude: Container[bytes]
     ) -> list[bytes]:
-        own = next((r.times() for r in reports if r.node == proposer), {})
+        own = next((r.times_by_digest() for r in reports if r.node == proposer), {})
         chosen = set(candidates(reports, self.f, exclude)) | {d for d in own if d not in exclude}
         return sorted(chosen, key=lambda d: (own.get(d, INFINITY), d))
 
@@ -112,7 +110,7 @@ class BatchOrderFair(_ForCommittee):
         """a→b when at least f+1 reports put a before b (unseen counts as last)."""
         ranks = []
         for r in reports:
-            times = r.times()
+            times = r.times_by_digest()
             ranks.append({d: (times.get(d, INFINITY), d) for d in chosen})
         edges: dict[bytes, set[bytes]] = {d: set() for d in chosen}
         for i, a in enumerate(chosen):
