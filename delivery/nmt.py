@@ -87,7 +87,8 @@ def _key(namespace: str) -> bytes:
 
 def leaf_node(leaf: Leaf) -> Node:
     """A leaf as a subtree: min = max = its namespace."""
-    digest = hashlib.sha256(LEAF_PREFIX + codec.encode(leaf)).digest()
+    plain = {1: leaf.namespace, 2: leaf.digest, 3: leaf.plaintext}
+    digest = hashlib.sha256(LEAF_PREFIX + codec.dumps_plain(plain)).digest()
     return Node(leaf.namespace, leaf.namespace, digest)
 
 
@@ -95,8 +96,13 @@ def _join(left: Node, right: Node) -> Node | None:
     """The parent of two adjacent subtrees, or None if they are out of namespace order."""
     if _key(left.max_namespace) > _key(right.min_namespace):
         return None
-    digest = hashlib.sha256(NODE_PREFIX + codec.encode(left) + codec.encode(right)).digest()
+    digest = hashlib.sha256(NODE_PREFIX + _node_bytes(left) + _node_bytes(right)).digest()
     return Node(left.min_namespace, right.max_namespace, digest)
+
+
+def _node_bytes(node: Node) -> bytes:
+    """``codec.encode(node)``, built directly: a tree hashes two of these per inner node."""
+    return codec.dumps_plain({1: node.min_namespace, 2: node.max_namespace, 3: node.digest})
 
 
 def _parent(left: Node, right: Node) -> Node:

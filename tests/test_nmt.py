@@ -21,6 +21,7 @@ from delivery.nmt import (
     Leaf,
     Node,
     RangeProof,
+    _node_bytes,
     leaf_node,
     namespace_range,
     namespace_root,
@@ -337,3 +338,10 @@ def test_a_root_over_leaves_out_of_order_verifies_nothing() -> None:
     with pytest.raises(Unverified) as exc:
         verify_namespace(root, 2, "b", (unsorted[0],), RangeProof(0, (right,)))
     assert reason(exc) == "bad-proof"
+
+
+def test_the_direct_encodings_equal_the_codec_s() -> None:
+    for leaf in (Leaf("a", b"d" * 32, b"x"), Leaf("b", b"e" * 32, None)):
+        node = leaf_node(leaf)
+        assert node.digest == hashlib.sha256(b"\x00" + codec.encode(leaf)).digest()
+        assert _node_bytes(node) == codec.encode(node)
