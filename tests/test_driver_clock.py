@@ -6,10 +6,10 @@ with ``autojump_threshold=0`` (pytest-trio's ``autojump_clock``): when every tas
 waits, time jumps to the next timer. A minute of rounds takes milliseconds, and
 the verdict does not depend on how busy the machine is.
 
-Persisting the safety state normally happens in a worker thread. Under an
-autojumping clock virtual time would pass while that thread writes (trio cannot
-see into it), so timers could fire "during" a disk write; here the write runs
-inline instead (the driver's ``offload``), which keeps every run identical.
+The drivers persist their safety state inline (the default ``offload``): had
+the write run in a worker thread, virtual time would pass while it writes (trio
+cannot see into a thread), timers could fire "during" a disk write and runs
+would differ.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 import trio.testing
@@ -32,17 +32,6 @@ from tests.factory import Net
 N = 4
 TIMEOUT_S = 1.0  # the drivers' base round timeout
 T = TypeVar("T")
-
-
-async def _inline(fn: Callable[..., T], *args: Any, **options: Any) -> T:
-    """The drivers' ``offload`` without the thread (see the module docstring).
-
-    With the real thread the clock jumps to the next round timer during the
-    writes: votes come too late, rounds end in timeouts, and whether (and when)
-    a block commits differs from run to run.
-    """
-    await trio.lowlevel.checkpoint()
-    return fn(*args)
 
 
 class InProcessCommittee:
@@ -62,7 +51,6 @@ class InProcessCommittee:
                 int(TIMEOUT_S * 1000),
                 metrics=NodeMetrics(),
                 on_commit=self._recorder(i),
-                offload=_inline,
             )
             for i in range(N)
         ]
