@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import math
+import pathlib
 import sys
 from typing import Any
 
@@ -51,15 +52,21 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", action="store_true",
         help="print the results as one JSON document on stdout (the tables go to stderr)",
     )  # fmt: skip
+    p.add_argument(
+        "--plot", type=pathlib.Path, metavar="PATH",
+        help="also write the latency against offered load as an SVG picture to PATH",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ops import bench
+    from ops import bench, plot
     from ops.processes import ClusterError
     from sequencer_net.client.http import ClientError
     from sequencer_net.node.network import NetworkFilesError
 
+    if args.plot is not None and not args.plot.parent.is_dir():
+        raise CliError(f"--plot: no directory {args.plot.parent}")  # before minutes of bench
     config = bench.BenchConfig(
         args.nodes,
         args.rates,
@@ -76,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(_finite(result), indent=2))
+    if args.plot is not None:
+        try:
+            plot.write_latency_svg(result, args.plot)
+        except OSError as exc:
+            raise CliError(f"--plot: cannot write {args.plot}: {exc.strerror}") from None
+        print(f"latency plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
