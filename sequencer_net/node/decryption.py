@@ -46,6 +46,7 @@ from sequencer_net.base import codec
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.logs import event
 from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.offload import run_sized
 from sequencer_net.node.storage import Store
 from sequencer_net.node.wire import (
     SHARES,
@@ -64,6 +65,10 @@ KEYS_RETRY_S = 1.0  # wait for shares this long, then ask peers for their stored
 BEHIND_BLOCKS = 3  # this many newer commits queued: peers are past this height, ask at once
 STUCK_LOG_S = 10.0  # a height still not opened after this long is logged as a warning
 REQUESTS_QUEUED = 16  # share requests from peers waiting to be served; more are ignored
+# estimated costs, to run small batches inline (sequencer_net.node.offload): making a
+# share (~70 µs) for a ~400-byte transaction; combining and opening one (~60 µs)
+SHARE_US_PER_BYTE = 0.2
+OPEN_US = 60
 OWN_KEPT = 32  # our own recent share batches, to answer a lagging peer without recomputing
 
 Post = Callable[[int, bytes], None]
@@ -208,10 +213,12 @@ class DecryptionService:
                 await self._open(commit)
 
     async def _open(self, commit: Commit) -> None:
-        """One worker-thread trip to verify and share, one to open and store (hand-offs cost)."""
+        """One job to verify and share, one to open and store (each in a worker thread
+        unless small: hand-offs cost)."""
         committed_at = time.monotonic()
         try:
-            batch, shared = await trio.to_thread.run_sync(self._verify_and_share, commit)
+            cost_us = SHARE_US_PER_BYTE * len(commit.block.payload)
+            batch, shared = await run_sized(self._verify_and_share, commit, cost_us=cost_us)
         except NotCommitted as exc:
             log.error("committed block %d does not verify: %s", commit.block.height, exc)
             return
@@ -298,7 +305,8 @@ class DecryptionService:
         if len(shares) < self.decryptor.public.threshold:
             return None
         try:
-            result, blamed = await trio.to_thread.run_sync(self._open_and_store, batch, shares)
+            cost_us = OPEN_US * len(batch.decryptable)
+            result, blamed = await run_sized(self._open_and_store, batch, shares, cost_us=cost_us)
         except NotEnoughShares:
             return None  # bad shares among them: wait for more
         if blamed:

@@ -50,6 +50,7 @@ from sequencer_net.base.committee import Committee
 from sequencer_net.base.signing import SigningKey
 from sequencer_net.node.logs import event
 from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.offload import run_inline
 from sequencer_net.node.storage import Store
 
 log = logging.getLogger("seqnet.node")
@@ -60,18 +61,6 @@ OUTBOX_DEPTH = 256
 
 SendFrame = Callable[[int, bytes, str], Awaitable[bool]]
 Offload = Callable[..., Awaitable[Any]]  # runs a blocking call, e.g. in a worker thread
-
-
-async def run_inline(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run the safety-state write on the event loop itself (the default ``offload``).
-
-    Why not a worker thread: the vote waits for the write either way, and under
-    load the two thread hand-offs took ~1 ms and ~0.6 ms (p50; p90 3 and 1.7 ms)
-    around a write of ~0.3-0.8 ms (WAL, fsync) — most of a replica's time per
-    round. Inline, the loop is held for the write alone.
-    """
-    await trio.lowlevel.checkpoint()
-    return fn(*args)
 
 
 class Outboxes:
@@ -134,8 +123,9 @@ class ConsensusDriver:
     ) -> None:
         """``ordered`` names the transactions a commit orders (indexed with it in the store).
 
-        ``offload`` runs the safety-state write: inline by default (see
-        ``run_inline``); ``trio.to_thread.run_sync`` moves it to a worker thread.
+        ``offload`` runs the safety-state write: inline by default, since the
+        vote waits for it either way and a thread's hand-offs cost more than
+        the write (``sequencer_net.node.offload``).
         """
         self._ordered, self._offload = ordered, offload
         self.committee, self.me, self.store, self.outboxes = committee, me, store, outboxes

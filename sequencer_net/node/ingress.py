@@ -6,7 +6,8 @@ A submission (HTTP) or a peer's ``TxBatch`` goes through the mempool's cheap
 checks at once (size, strict decode, namespace, duplicate). What survives waits
 for the checker task, which runs the ciphertext checks of *everything waiting*
 in one worker-thread call (libsecp256k1 releases the GIL, so the event loop keeps
-running consensus meanwhile), then admits the good ones. The same call asks the
+running consensus meanwhile; a handful is checked inline, cheaper than the
+thread's hand-offs), then admits the good ones. The same call asks the
 store which of them were committed at any height: the mempool remembers only
 the most recent commits, the store every one, so a replay of old bytes is a
 duplicate however long ago, and across restarts.
@@ -37,12 +38,14 @@ from mev.mempool import Admission, EncryptedMempool, check_ciphertext
 from sequencer_net.base import codec
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.offload import run_sized
 from sequencer_net.node.wire import TX, TxBatch
 
 RELAY_TICK_S = 0.005
 MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused
 MAX_WAITING_PER_SOURCE = 5_000  # one source (client connection or peer) may hold this many
 SLICE = 64  # proofs checked per source per thread call (~40 ms at most, then the next source)
+CHECK_US = 50  # one ciphertext's signature check and its store lookup, about
 REMEMBER_CHECKED = 200_000  # digests whose proof we checked, so decryption need not redo it
 
 Post = Callable[[int, bytes], None]  # (peer, frame) -> queued for that peer
@@ -137,7 +140,8 @@ class TxIngress:
     # ------------------------------------------------------------ tasks
 
     async def check_loop(self) -> None:
-        """Check every waiting proof in one thread call, then admit; forever."""
+        """Check every waiting proof in one call (a thread's, unless they are few), then
+        admit; forever."""
         chain_id = self.mempool.chain_id
         while True:
             await self._wake.wait()
@@ -145,7 +149,8 @@ class TxIngress:
             batch = self._next_slice()
             if self._waiting_count:
                 self._wake.set()  # more waits: come back after this slice
-            verdicts = await trio.to_thread.run_sync(self._check_all, chain_id, batch)
+            cost_us = CHECK_US * len(batch)
+            verdicts = await run_sized(self._check_all, chain_id, batch, cost_us=cost_us)
             for item, refused in zip(batch, verdicts, strict=True):
                 self._admit(item, refused)
 
@@ -161,7 +166,8 @@ class TxIngress:
         return batch
 
     def _check_all(self, chain_id: str, batch: list[_Waiting]) -> list[Admission | None]:
-        """(worker thread) Refuse what was committed long ago, then check the proofs."""
+        """Refuse what was committed long ago, then check the proofs (a worker thread's
+        job, or the event loop's for a few)."""
         old = self._committed([w.digest for w in batch])
         return [
             Admission(False, "duplicate", w.digest)
