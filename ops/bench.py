@@ -1,7 +1,7 @@
 """Throughput and latency of a real 4-process cluster on this machine, to decrypted and to rollup.
 
     seqnet bench [--nodes N] [--rates R,...] [--seconds S] [--backlog B] [--tx-bytes B]
-                 [--carrier C] [--json]
+                 [--carrier C] [--json] [--plot PATH]
 
 Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
 until they commit, starts a rollup follower (``ops.load.RollupFollower``: one
