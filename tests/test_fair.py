@@ -288,3 +288,15 @@ def test_a_report_keeps_its_entries_in_the_order_seen() -> None:
     decoded = codec.decode(OrderReport, codec.encode(OrderReport.of(2, 7, entries)))
     assert list(decoded.entries) == entries
     assert decoded.times_by_digest() == dict(entries)
+
+
+def test_a_node_knows_what_its_peers_reported_from_votes_and_from_blocks() -> None:
+    leader, nodes = leader_with_reports({A: 10})
+    assert leader.has_reported(0, A) and not leader.has_reported(0, B)
+    data = leader.propose_payload(b"\x00" * 32, 2, 2, no_ancestors)
+    assert data is not None
+    replica = nodes[3]
+    assert not replica.has_reported(0, A)  # it has seen no report of node 0 yet
+    block = block_with(codec.decode(FairPayload, data))
+    assert replica.validate_payload(block, b"\x01" * 32, no_ancestors)
+    assert replica.has_reported(0, A) and not replica.has_reported(0, B)

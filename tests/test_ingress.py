@@ -13,9 +13,10 @@ from mev import kem
 from mev.mempool import Admission, EncryptedMempool, MempoolLimits
 from sequencer_net.base import codec
 from sequencer_net.node.genesis import create
-from sequencer_net.node.ingress import SLICE, TxIngress
+from sequencer_net.node.ingress import RELAY_LATER_S, SLICE, TxIngress
 from sequencer_net.node.metrics import NodeMetrics
 from sequencer_net.node.storage import Store
+from sequencer_net.node.wire import TX, TxBatch
 from tests.cluster import encrypted
 from tests.test_storage import NET, chain
 
@@ -88,3 +89,42 @@ async def test_a_flooding_client_waits_behind_itself_not_in_front_of_others(
 def _refused(ingress: TxIngress) -> int:
     refused = ingress.metrics.admissions.labels("client", "bad-proof")._value.get()
     return int(refused)
+
+
+async def test_a_peers_transaction_is_relayed_later_and_only_where_it_is_missing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    genesis, _ = create(4, chain_id=NET.chain_id)
+    from_peer, from_peer_too, from_client = (
+        encrypted(genesis, "rollup-a", p) for p in (b"relayed by 0", b"sent by 0 and 2", b"mine")
+    )
+    mempool = EncryptedMempool(
+        genesis.threshold_key, NET.chain_id, genesis.namespaces, MempoolLimits()
+    )
+    posted: list[tuple[int, float, tuple[bytes, ...]]] = []
+
+    def post(peer: int, data: bytes) -> None:
+        batch = TX.decode(data)
+        assert isinstance(batch, TxBatch)
+        posted.append((peer, trio.current_time(), batch.txs))
+
+    def peer_has(peer: int, digest: bytes) -> bool:
+        return peer == 1  # peer 1's newest report lists everything
+
+    ingress = TxIngress(
+        mempool, [0, 1, 2], post, lambda d, ct: None, NodeMetrics(), peer_has=peer_has
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ingress.check_loop)
+        nursery.start_soon(ingress.relay_loop)
+        start = trio.current_time()
+        ingress.on_frame(0, TX.encode(TxBatch((from_peer, from_peer_too))))
+        await ingress.submit(from_client)
+        await trio.sleep(0.1)
+        ingress.on_frame(2, TX.encode(TxBatch((from_peer_too,))))  # a copy: 2 has it
+        await trio.sleep(RELAY_LATER_S)
+        nursery.cancel_scope.cancel()
+    at_once = {(peer, txs) for peer, at, txs in posted if at - start < RELAY_LATER_S}
+    later = {(peer, txs) for peer, at, txs in posted if at - start >= RELAY_LATER_S}
+    assert at_once == {(0, (from_client,)), (1, (from_client,)), (2, (from_client,))}
+    assert later == {(2, (from_peer,))}  # not back to 0, not to 1 (reported), not 2's own

@@ -115,6 +115,7 @@ class FairOrderingApp:
         self._last_block_ms = 0
         self.pending: OrderedDict[bytes, int] = OrderedDict()  # digest -> first-seen local time
         self.received: dict[int, OrderReport] = {}  # newest verified report per node
+        self._latest: dict[int, OrderReport] = {}  # newest seen per node, also inside blocks
         self._payloads: dict[bytes, tuple[int, FairPayload]] = {}  # block hash -> (height, payload)
         self._signed: dict[tuple[int, int], Signed[OrderReport]] = {}  # (node, seq) -> report
         self._committed_recent: OrderedDict[bytes, None] = OrderedDict()
@@ -173,6 +174,21 @@ class FairOrderingApp:
         held = self.received.get(signer)
         if held is None or report.seq > held.seq:
             self.received[signer] = report
+        self._saw(report)
+
+    def _saw(self, report: OrderReport) -> None:
+        held = self._latest.get(report.node)
+        if held is None or report.seq > held.seq:
+            self._latest[report.node] = report
+
+    def has_reported(self, node: int, digest: bytes) -> bool:
+        """Whether ``node``'s newest report we have seen lists ``digest`` (it holds it).
+
+        Why: a validator relays a transaction it got from a peer to another peer
+        only if that peer's reports do not show it already (``sequencer_net.node.ingress``).
+        """
+        report = self._latest.get(node)
+        return report is not None and digest in report.digest_set()
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -287,6 +303,8 @@ class FairOrderingApp:
             return self._refuse("order-cut-short")
         self._payloads[digest] = (block.height, payload)
         self._last_block_ms = self.now_ms
+        for r in payload.reports:
+            self._saw(r.statement)
         return True
 
     def _bodies_match(self, payload: FairPayload) -> bool:

@@ -72,6 +72,14 @@ class OrderReport:
         """The digests in the order seen."""
         return self._digest_list  # type: ignore[attr-defined,no-any-return]
 
+    def digest_set(self) -> frozenset[bytes]:
+        """The digests, for membership tests (built on first use)."""
+        held: frozenset[bytes] | None = getattr(self, "_digest_set", None)
+        if held is None:
+            held = frozenset(self.digest_list())
+            object.__setattr__(self, "_digest_set", held)
+        return held
+
     def time_list(self) -> list[int]:
         """Their local times, in the same order."""
         return self._time_list  # type: ignore[attr-defined,no-any-return]

@@ -19,8 +19,16 @@ request) waits behind itself; an honest transaction from anyone else is
 checked in the next call, not after the whole flood. Each admitted
 transaction is reported to the fair-ordering app with its local arrival time
 and queued for relay; every ``RELAY_TICK_S`` one ``TxBatch`` per peer carries
-all of them (not back to the peer it came from). Every validator relays what
-it admits, so a transaction that reached one honest validator reaches all.
+what is due to it.
+
+A transaction from a client goes to every peer at once. One from a peer is
+relayed ``RELAY_LATER_S`` later, and only to the peers that still seem to lack
+it: not to one that sent us a copy, nor to one whose newest order report lists
+it, nor at all once it has left our mempool (ordered). Relaying everything at
+once had every node receive each transaction about three times (the entry
+node's copy and every other node's relay); the delayed relay keeps what it was
+for, that a transaction which reached one honest validator reaches all even
+when the validator it was submitted to sends it to only some.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ from sequencer_net.node.offload import run_sized
 from sequencer_net.node.wire import TX, TxBatch
 
 RELAY_TICK_S = 0.005
+RELAY_LATER_S = 0.5  # a peer's transaction is relayed this much later, where still missing
+MAX_RELAY_LATER = 50_000  # transactions waiting for that; beyond it the oldest go unrelayed
 MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused
 MAX_WAITING_PER_SOURCE = 5_000  # one source (client connection or peer) may hold this many
 SLICE = 64  # proofs checked per source per thread call (~40 ms at most, then the next source)
@@ -72,15 +82,20 @@ class TxIngress:
         on_admitted: Callable[[bytes, Ciphertext], None],
         metrics: NodeMetrics,
         committed: Callable[[list[bytes]], set[bytes]] = lambda digests: set(),
+        peer_has: Callable[[int, bytes], bool] = lambda peer, digest: False,
     ) -> None:
+        """``peer_has(peer, digest)``: the peer's newest order report lists the digest."""
         self.mempool, self.peers, self._post = mempool, peers, post
         self._committed = committed  # (worker thread) which digests the store holds
+        self._peer_has = peer_has
+        self._later: deque[tuple[float, bytes, bytes]] = deque()  # (due, digest, data)
+        self._copies_from: dict[bytes, set[int]] = {}  # digest in _later -> peers that sent it
         self._on_admitted, self.metrics = on_admitted, metrics
         self._waiting: dict[Hashable, deque[_Waiting]] = {}  # per source, in arrival order
         self._waiting_count = 0
         self._in_check: set[bytes] = set()
         self._wake = trio.Event()
-        self._outgoing: list[tuple[bytes, int | None]] = []
+        self._outgoing: list[bytes] = []  # clients' transactions, for every peer
         self._checked: OrderedDict[bytes, None] = OrderedDict()
 
     # ------------------------------------------------------------ inputs
@@ -116,8 +131,10 @@ class TxIngress:
     def _enqueue(self, data: bytes, source: int | None, queue: Hashable) -> _Waiting | Admission:
         digest = kem.digest_of_encoding(data)
         if digest in self._in_check or self.mempool.is_known(digest):
-            # every peer relays what it admits: most copies are known, so refuse them
-            # before decoding (the digest of the bytes is all a duplicate costs)
+            # a copy of what we hold is refused before decoding: its digest is all it costs
+            senders = self._copies_from.get(digest)
+            if senders is not None and source is not None:
+                senders.add(source)  # it has it: no need to relay it there
             return self._count(Admission(False, "duplicate", digest), source)
         screened = self.mempool.screen(data)
         if isinstance(screened, Admission):
@@ -184,7 +201,10 @@ class TxIngress:
         item.done.set()
         if verdict.accepted:
             self._remember_checked(digest)
-            self._outgoing.append((item.data, item.source))
+            if item.source is None:
+                self._outgoing.append(item.data)  # from a client: to every peer now
+            else:
+                self._relay_later(digest, item.data, item.source)
             self._on_admitted(digest, item.ct)
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
@@ -198,17 +218,37 @@ class TxIngress:
         """Its proof passed here (it may have left the mempool since, by commit)."""
         return digest in self._checked
 
+    def _relay_later(self, digest: bytes, data: bytes, source: int) -> None:
+        if len(self._later) >= MAX_RELAY_LATER:
+            _, oldest, _ = self._later.popleft()
+            self._copies_from.pop(oldest, None)
+        self._later.append((trio.current_time() + RELAY_LATER_S, digest, data))
+        self._copies_from[digest] = {source}
+
     async def relay_loop(self) -> None:
-        """Every tick, one ``TxBatch`` per peer with what it has not sent us."""
+        """Every tick, one ``TxBatch`` per peer with what is due to it."""
         while True:
             await trio.sleep(RELAY_TICK_S)
-            if not self._outgoing:
-                continue
+            due = self._due_to_peers()
             outgoing, self._outgoing = self._outgoing, []
             for peer in self.peers:
-                txs = [data for data, source in outgoing if source != peer]
+                txs = outgoing + due.get(peer, [])
                 for start in range(0, len(txs), 1024):
                     self._post(peer, TX.encode(TxBatch(tuple(txs[start : start + 1024]))))
+
+    def _due_to_peers(self) -> dict[int, list[bytes]]:
+        """Peers' transactions whose relay is due, for each peer that still seems to lack them."""
+        now = trio.current_time()
+        due: dict[int, list[bytes]] = {}
+        while self._later and self._later[0][0] <= now:
+            _, digest, data = self._later.popleft()
+            senders = self._copies_from.pop(digest, set())
+            if digest not in self.mempool:
+                continue  # ordered (or evicted) meanwhile
+            for peer in self.peers:
+                if peer not in senders and not self._peer_has(peer, digest):
+                    due.setdefault(peer, []).append(data)
+        return due
 
     # ------------------------------------------------------------ TxBodies (for the app)
 

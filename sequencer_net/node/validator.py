@@ -116,6 +116,7 @@ class Validator:
             self._admitted,
             self.metrics,
             committed=self.reader.committed_among,
+            peer_has=lambda peer, digest: self.app.has_reported(peer, digest),
         )
         self.app = self._new_app()
         checker = MessageValidator(committee)
