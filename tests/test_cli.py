@@ -43,6 +43,7 @@ def test_version() -> None:
         ["cluster", "down"],
         ["submit"],
         ["bench"],
+        ["soak"],
     ],
 )
 def test_help_on_every_command(command: list[str]) -> None:

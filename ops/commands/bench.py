@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import pathlib
 import sys
-from typing import Any
 
+from ops.commands import finite
 from sequencer_net.cli.args import CliError, positive, rates
 
 
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     except (ClusterError, ClientError, NetworkFilesError) as exc:
         raise CliError(str(exc)) from None
     if args.json:
-        print(json.dumps(_finite(result), indent=2))
+        print(json.dumps(finite(result), indent=2))
     if args.plot is not None:
         try:
             plot.write_latency_svg(result, args.plot)
@@ -90,14 +89,3 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--plot: cannot write {args.plot}: {exc.strerror}") from None
         print(f"latency plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as null (JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -9,6 +9,7 @@ are scripts and threads, no event loop is needed.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -81,7 +82,7 @@ def _answer(
         reason = _reason(exc)
         message = refused.format(status=exc.code, reason=reason)
         raise ClientError(message, status=exc.code, reason=reason) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # e.g. IncompleteRead
         raise ClientError(f"{address}: {exc}") from None
 
 
