@@ -1,7 +1,7 @@
 """Throughput and latency of a real 4-process cluster on this machine, to decrypted and to rollup.
 
     seqnet bench [--nodes N] [--rates R,...] [--seconds S] [--backlog B] [--tx-bytes B]
-                 [--carrier C] [--json] [--plot PATH]
+                 [--carrier C] [--no-baseline] [--json] [--plot PATH]
 
 Starts N `seqnet node` processes on 127.0.0.1 (fresh keys in a temp dir), waits
 until they commit, starts a rollup follower (``ops.load.RollupFollower``: one
@@ -49,6 +49,17 @@ Baseline, measured in the same run: the per-transaction crypto every node must
 do (ciphertext check + share + combine) on one core. ``ceiling`` = cores /
 (n x that cost) is what the cluster could reach if it did nothing but crypto;
 throughput is reported against it.
+
+Last (unless ``--no-baseline``), with the nodes stopped, the other baseline:
+what rollups use today, a centralized single sequencer (``ops.centralized``,
+a child process: the node's HTTP ingress and a WebSocket stream per namespace,
+no consensus, no encryption, batches every 50 ms stored with fsync before a
+submission is answered). The same rates for the same seconds with plaintext
+transactions of ``--tx-bytes``, latency from the submit request to delivery
+to a subscriber in another process (``ops.centralized.Subscriber``), and the
+same-size backlog (over 32 connections at once: a request waits for its
+batch, so one connection would be bound to one request per batch). One line
+gives seqnet's saturation and rollup p50s as ratios to it.
 """
 
 from __future__ import annotations
@@ -61,7 +72,8 @@ import threading
 import time
 import timeit
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -73,6 +85,7 @@ from delivery.batch import NamespaceBatch, build_namespace_batch, decode_namespa
 from delivery.header import BatchCertificate, BatchHeader
 from delivery.nmt import Leaf
 from ops import health, processes
+from ops.centralized import CentralizedProcess, Subscriber, make_plain_txs
 from ops.load import (
     SUBMIT_BATCH,
     NullSink,
@@ -87,7 +100,7 @@ from p2p.framing import frame
 from sequencer_net.base import codec
 from sequencer_net.base.committee import decryption_threshold
 from sequencer_net.base.signing import Signed, SigningKey
-from sequencer_net.client.http import get_cbor
+from sequencer_net.client.http import ClientError, get_cbor
 from sequencer_net.client.subscribe import batch_path, check_batch
 from sequencer_net.node import network
 from sequencer_net.node.batches import header_of
@@ -195,6 +208,44 @@ def _last_height(follower: RollupFollower) -> int:
     return max(follower.latest.values(), default=0)
 
 
+def offer(
+    addresses: Sequence[str], txs: list[Tx], rate: int, seconds: float, in_flight: int = 1
+) -> tuple[dict[bytes, float], float]:
+    """Submit ``txs`` at ``rate`` for ``seconds``, open loop, round-robin over ``addresses``.
+
+    Every ``TICK_S`` one request with everything due by the end of that tick:
+    ``rate`` per second whatever the tick's share (50 tx/s: 2, 3, 2, 3, ...) and
+    however long the last submit took (a slow answer makes the next batch
+    larger, not the rate lower). With ``in_flight`` > 1 the next request leaves
+    on its tick even while earlier ones wait for their answer (the centralized
+    sequencer answers once the batch is stored). When each accepted
+    transaction's request left, and for how long the load was offered.
+    """
+    requests: list[tuple[list[Tx], float, Future[list[str]]]] = []
+    start = time.monotonic()
+    k = 0
+    with ThreadPoolExecutor(in_flight) as pool:
+        while (elapsed := time.monotonic() - start) < seconds and k < len(txs):
+            tick = int(elapsed / TICK_S) + 1
+            batch = txs[k : round(rate * TICK_S * tick)]
+            if batch:
+                address = addresses[len(requests) % len(addresses)]
+                sent = time.monotonic()
+                answer = pool.submit(submit_batch, address, batch)
+                requests.append((batch, sent, answer))
+                if in_flight == 1:
+                    answer.result()  # meanwhile the next batch grows
+                k += len(batch)
+            time.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
+        offered_for = time.monotonic() - start
+    sent_at: dict[bytes, float] = {}
+    for batch, sent, answer in requests:
+        for tx, status in zip(batch, answer.result(), strict=True):
+            if status == "pending":
+                sent_at[tx.digest] = sent
+    return sent_at, offered_for
+
+
 def steady(
     members: list[network.Member],
     txs: list[Tx],
@@ -202,28 +253,12 @@ def steady(
     seconds: float,
     follower: RollupFollower,
 ) -> dict[str, float]:
-    targets = _submitters(members)
     poller = Poller(members[0])
     hist_before = node_histogram(members[0])
-    sent_at: dict[bytes, float] = {}
     heights_before, cpu_before = _last_height(follower), time.process_time()
     start = time.monotonic()
-    k, sends = 0, 0
-    while (elapsed := time.monotonic() - start) < seconds and k < len(txs):
-        # everything due by the end of this tick: `rate` per second whatever the tick's share
-        # (50 tx/s: 2, 3, 2, 3, ...) and however long the last submit took (open loop)
-        tick = int(elapsed / TICK_S) + 1
-        batch = txs[k : round(rate * TICK_S * tick)]
-        if batch:
-            node = targets[sends % len(targets)]
-            sent = time.monotonic()
-            statuses = submit_batch(node.api, batch)
-            for tx, status in zip(batch, statuses, strict=True):
-                if status == "pending":
-                    sent_at[tx.digest] = sent
-            k, sends = k + len(batch), sends + 1
-        time.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
-    submitted_for = time.monotonic() - start
+    addresses = [node.api for node in _submitters(members)]
+    sent_at, submitted_for = offer(addresses, txs, rate, seconds)
     deadline = time.monotonic() + 60
     seen, verified = poller.watcher.seen, follower.seen
     while time.monotonic() < deadline and any(
@@ -503,6 +538,7 @@ class BenchConfig:
     base_port: int = 27100  # below the ephemeral port range
     carrier: str = "websocket"  # how the rollup follower gets its batches
     tx_bytes: int = 256  # each transaction's plaintext
+    baseline: bool = True  # also measure the centralized sequencer (ops.centralized)
 
 
 RATE_HEADER = (
@@ -640,6 +676,9 @@ def run(config: BenchConfig) -> dict[str, Any]:
         result["load_client_alone"] = print_load_client_alone(backlog, result["saturation"])
     if genesis is not None and samples:
         result["costs"] = print_costs(genesis, samples)
+    if config.baseline and genesis is not None and "saturation" in result:
+        result["centralized"] = centralized(config, genesis.namespaces, directory)
+        result["centralized"]["ratios"] = print_ratios(result)
     return result
 
 
@@ -693,3 +732,164 @@ def print_costs(genesis: Genesis, samples: Samples) -> list[dict[str, Any]]:
         if costs["headers_rebuilt"] != costs["heights"]:
             print(f"warning: {label}: a rebuilt header differs from the certified one")
     return rows
+
+
+# ------------------------------------------------------------ the centralized baseline
+
+CENTRALIZED_BLOCK_MS = 50  # the baseline's batch interval
+CENTRALIZED_CONNECTIONS = 32  # its backlog is sent over this many connections at once
+CENTRALIZED_IN_FLIGHT = 4  # steady rates: requests that may wait for their answer at once
+CENTRALIZED_HEADER = (
+    "| centralized: offered tx/s | delivered | lost | p50 ms | p99 ms | sequencer CPU % "
+    "| subscriber CPU % | heights/s |"
+)
+
+
+def _wait_delivered(sub: Subscriber, digests: Iterable[bytes], timeout_s: float) -> None:
+    """Until every one of ``digests`` reached the subscriber (or it died, or the time is up)."""
+    wanted, deadline = set(digests), time.monotonic() + timeout_s
+    while not wanted <= sub.seen.keys() and sub.alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _share(cpu_before: float, cpu_after: float, seconds: float) -> float:
+    """CPU seconds over wall seconds, in % of one core."""
+    return 100 * (cpu_after - cpu_before) / seconds if seconds > 0 else float("nan")
+
+
+def centralized_steady(
+    seq: CentralizedProcess, sub: Subscriber, txs: list[Tx], rate: int, seconds: float
+) -> dict[str, float]:
+    """The steady phase against the centralized sequencer: submit -> delivered to ``sub``."""
+    cpu, sub_cpu, heights = seq.cpu_seconds(), sub.cpu_seconds(), sub.height
+    start = time.monotonic()
+    sent_at, submitted_for = offer([seq.address], txs, rate, seconds, CENTRALIZED_IN_FLIGHT)
+    _wait_delivered(sub, sent_at, 60)
+    took = time.monotonic() - start
+    seen = sub.seen
+    delivered = sorted(seen[d][0] - t for d, t in sent_at.items() if d in seen)
+    return {
+        "rate": rate,
+        "offered": len(sent_at) / submitted_for,
+        "delivered": len(delivered),
+        "lost": len(sent_at) - len(delivered),
+        "p50_ms": _ms(delivered, 0.5),
+        "p99_ms": _ms(delivered, 0.99),
+        "sequencer_cpu_pct": _share(cpu, seq.cpu_seconds(), took),
+        "subscriber_cpu_pct": _share(sub_cpu, sub.cpu_seconds(), took),
+        "heights_per_s": (sub.height - heights) / took,
+    }
+
+
+def centralized_saturation(
+    seq: CentralizedProcess, sub: Subscriber, txs: list[Tx]
+) -> dict[str, float]:
+    """The backlog in requests of ``SUBMIT_BATCH`` over ``CENTRALIZED_CONNECTIONS`` at once.
+
+    Not one connection as for the cluster: the sequencer answers a request once
+    its batch is stored, so one connection would get one request into each batch
+    (``SUBMIT_BATCH`` per ``CENTRALIZED_BLOCK_MS``), a bound of the client's.
+    """
+    chunks = [txs[k : k + SUBMIT_BATCH] for k in range(0, len(txs), SUBMIT_BATCH)]
+    cpu, heights = seq.cpu_seconds(), sub.height
+    start = time.monotonic()
+    with ThreadPoolExecutor(CENTRALIZED_CONNECTIONS) as pool:
+        answers = list(pool.map(partial(submit_batch, seq.address), chunks))
+    submitted = time.monotonic() - start
+    statuses = [status for answer in answers for status in answer]
+    accepted = {tx.digest for tx, st in zip(txs, statuses, strict=True) if st == "pending"}
+    _wait_delivered(sub, accepted, 300)
+    took = time.monotonic() - start
+    done = accepted & sub.seen.keys()
+    seconds = max((sub.seen[d][0] for d in done), default=start) - start
+    return {
+        "backlog": len(txs),
+        "accepted": len(accepted),
+        "delivered": len(done),
+        "seconds": seconds,
+        "submit_s": submitted,
+        "tps": len(done) / seconds if seconds > 0 else float("nan"),
+        "sequencer_cpu_pct": _share(cpu, seq.cpu_seconds(), took),
+        "heights_per_s": (sub.height - heights) / took,
+    }
+
+
+def _centralized_row(r: dict[str, float]) -> str:
+    return (
+        f"| {r['offered']:.0f} | {r['delivered']:.0f} | {r['lost']:.0f} | {r['p50_ms']:.0f} "
+        f"| {r['p99_ms']:.0f} | {r['sequencer_cpu_pct']:.0f} | {r['subscriber_cpu_pct']:.0f} "
+        f"| {r['heights_per_s']:.1f} |"
+    )
+
+
+def centralized(config: BenchConfig, namespaces: Sequence[str], directory: Path) -> dict[str, Any]:
+    """The same rates, seconds and backlog against ``ops.centralized`` (the cluster stopped)."""
+    sizes = [int(r * config.seconds) + 10 for r in config.rates]
+    pool = make_plain_txs(sum(sizes) + config.backlog, namespaces, config.tx_bytes)
+    print(
+        f"\ncentralized baseline (ops.centralized: one process, no consensus, no encryption; "
+        f"batches every {CENTRALIZED_BLOCK_MS} ms stored with fsync before the submission is "
+        f"answered; plaintext transactions of {config.tx_bytes} B; a subscriber process reads "
+        f"its {len(namespaces)} namespace streams over WebSocket):",
+        flush=True,
+    )
+    result: dict[str, Any] = {"block_ms": CENTRALIZED_BLOCK_MS, "rates": []}
+    database = directory / "centralized.sqlite"
+    with CentralizedProcess(database, namespaces, CENTRALIZED_BLOCK_MS) as seq:
+        sub = Subscriber(seq.address, namespaces)
+        try:
+            if not sub.wait_ready(namespaces, FOLLOW_TIMEOUT_S):
+                raise ClientError(f"the centralized baseline's subscriber failed: {sub.error}")
+            print(CENTRALIZED_HEADER)
+            print(_separator(CENTRALIZED_HEADER))
+            for rate, size in zip(config.rates, sizes, strict=True):
+                txs, pool = pool[:size], pool[size:]
+                r = centralized_steady(seq, sub, txs, rate, config.seconds)
+                result["rates"].append(r)
+                print(_centralized_row(r), flush=True)
+            result["saturation"] = s = centralized_saturation(seq, sub, pool[: config.backlog])
+        finally:
+            result["subscriber_exit"] = sub.stop()
+    result["exit"] = seq.proc.returncode
+    print(f"centralized saturation: {s['delivered']}/{s['backlog']} delivered in "
+          f"{s['seconds']:.2f} s: {s['tps']:.0f} tx/s (submitted over {CENTRALIZED_CONNECTIONS} "
+          f"connections in {s['submit_s']:.2f} s; sequencer CPU {s['sequencer_cpu_pct']:.0f} % "
+          f"of one core); sequencer exit code {result['exit']}", flush=True)  # fmt: skip
+    return result
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 and not math.isnan(a) else float("nan")
+
+
+def print_ratios(result: dict[str, Any]) -> dict[str, Any]:
+    """seqnet against the centralized baseline: saturation, and rollup p50 at each rate."""
+    sat, base = result["saturation"], result["centralized"]
+    decrypted = _ratio(sat["decrypted"], sat["seconds"])
+    at_rollup = _ratio(sat["rollup_verified"], sat["rollup_seconds"])
+    central = base["saturation"]["tps"]
+    p50 = [
+        {
+            "rate": r["rate"],
+            "seqnet_rollup_p50_ms": r["rollup_p50_ms"],
+            "centralized_p50_ms": c["p50_ms"],
+            "ratio": _ratio(r["rollup_p50_ms"], c["p50_ms"]),
+        }
+        for r, c in zip(result["rates"], base["rates"], strict=True)
+    ]
+    each = ", ".join(
+        f"at {x['rate']} tx/s {x['ratio']:.1f}x ({x['seqnet_rollup_p50_ms']:.0f} / "
+        f"{x['centralized_p50_ms']:.0f} ms)"
+        for x in p50
+    )
+    print(
+        f"seqnet / centralized: saturation {_ratio(decrypted, central):.3f} ({decrypted:.0f} / "
+        f"{central:.0f} tx/s; to the rollup {_ratio(at_rollup, central):.3f}); "
+        f"rollup p50 {each}",
+        flush=True,
+    )
+    return {
+        "saturation": _ratio(decrypted, central),
+        "saturation_at_rollup": _ratio(at_rollup, central),
+        "rollup_p50": p50,
+    }

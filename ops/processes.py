@@ -121,7 +121,7 @@ def start(
         )
     nodes = members(directory)
     _check_ports_free(nodes)
-    preexec = None if detach else _die_with_parent()
+    preexec = None if detach else die_with_parent()
     procs = [_spawn(directory, m, log_level, detach, preexec) for m in nodes]
     (directory / STATE_FILE).write_text(json.dumps({"pids": [p.pid for p in procs]}))
     return procs
@@ -142,7 +142,7 @@ def _spawn(
         )
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A preexec_fn asking Linux to SIGTERM the child when this process dies (None elsewhere).
 
     PR_SET_PDEATHSIG fires when the *thread* that forked exits, so only the main thread,

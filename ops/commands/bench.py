@@ -27,8 +27,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "each phase and its peak during it, the load client's own rate against a null "
             "sink (the saturation's submission code against a stub HTTP server that accepts "
             "everything, once the nodes are stopped: does the client or the cluster "
-            "saturate?), and the bytes and CPU per batch of certificates and proofs, "
-            "measured on batches of the run."
+            "saturate?), the bytes and CPU per batch of certificates and proofs, "
+            "measured on batches of the run, and the same rates and backlog against a "
+            "centralized single sequencer (ops.centralized: same HTTP ingress and WebSocket "
+            "delivery, no consensus, no encryption), seqnet's figures as ratios to it."
         ),
     )
     p.add_argument("--nodes", type=positive, default=4, metavar="N", help="validators (4)")
@@ -46,6 +48,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--carrier", choices=["websocket", "gossip"], default="websocket",
         help="how the rollup follower gets its batches (websocket)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-baseline", dest="baseline", action="store_false",
+        help="skip the centralized single-sequencer baseline (run after the cluster)",
     )  # fmt: skip
     p.add_argument(
         "--json", action="store_true",
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         args.base_port,
         args.carrier,
         args.tx_bytes,
+        baseline=args.baseline,
     )
     try:
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():

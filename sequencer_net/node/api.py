@@ -211,15 +211,15 @@ def build_app(v: Validator) -> FastAPI:
         openapi_extra={"requestBody": CIPHERTEXT_BODY},
     )
     async def submit(request: Request) -> Any:
-        body = await _read_body(request)
+        body = await read_body(request)
         if isinstance(body, Response):
             return body
         data = _ciphertext_bytes(body, request.headers.get("content-type", ""))
         if data is None:
-            return _error(400, "malformed")
+            return refusal(400, "malformed")
         verdict = await v.submit(data, _client(request))
         if not verdict.accepted:
-            return _error(REFUSAL_STATUS.get(verdict.reason, 400), verdict.reason, verdict.digest)
+            return refusal(REFUSAL_STATUS.get(verdict.reason, 400), verdict.reason, verdict.digest)
         return {"digest": verdict.digest.hex(), "status": "pending"}
 
     @app.post(
@@ -232,12 +232,12 @@ def build_app(v: Validator) -> FastAPI:
         openapi_extra={"requestBody": BATCH_BODY},
     )
     async def submit_batch(request: Request) -> Any:
-        body = await _read_body(request, MAX_BATCH_BODY_BYTES)
+        body = await read_body(request, MAX_BATCH_BODY_BYTES)
         if isinstance(body, Response):
             return body
-        txs = _cbor_byte_strings(body)
+        txs = cbor_byte_strings(body)
         if txs is None:
-            return _error(400, f"expected a CBOR array of at most {MAX_BATCH_TXS} byte strings")
+            return refusal(400, f"expected a CBOR array of at most {MAX_BATCH_TXS} byte strings")
         verdicts = await v.submit_many(txs, _client(request))
         return {
             "results": [
@@ -254,7 +254,7 @@ def build_app(v: Validator) -> FastAPI:
     async def transaction(digest: str = Path(pattern=HEX_DIGEST)) -> Any:
         raw = _digest(digest)
         if raw is None:
-            return _error(400, f"digest must be {DIGEST_BYTES} bytes of hex")
+            return refusal(400, f"digest must be {DIGEST_BYTES} bytes of hex")
         return v.transaction_status(raw)
 
     @app.get(
@@ -278,7 +278,7 @@ def build_app(v: Validator) -> FastAPI:
     ) -> Any:
         found = await trio.to_thread.run_sync(v.reader.batch, height)
         if found is None:
-            return _error(404, "not decrypted yet")
+            return refusal(404, "not decrypted yet")
         return {
             "height": found.height,
             "block_hash": found.block_hash.hex(),
@@ -298,7 +298,7 @@ def build_app(v: Validator) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Response:
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Response:
     """The whole body, or the refusal to send instead (413 too big, 408 too slow).
 
     The deadline is what frees a connection whose client sent the headers and a
@@ -308,8 +308,8 @@ async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | R
     """
     with trio.move_on_after(BODY_TIMEOUT_S):
         body = await _read_capped(request, limit)
-        return _error(413, "oversized", close=True) if body is None else body
-    return _error(408, f"body not received within {BODY_TIMEOUT_S:g} s", close=True)
+        return refusal(413, "oversized", close=True) if body is None else body
+    return refusal(408, f"body not received within {BODY_TIMEOUT_S:g} s", close=True)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -347,7 +347,7 @@ def _ciphertext_bytes(body: bytes, content_type: str) -> bytes | None:
         return None
 
 
-def _cbor_byte_strings(body: bytes) -> list[bytes] | None:
+def cbor_byte_strings(body: bytes) -> list[bytes] | None:
     try:
         items = codec.loads_canonical(body, max_bytes=MAX_BATCH_BODY_BYTES)
     except codec.DecodeError:
@@ -359,7 +359,7 @@ def _cbor_byte_strings(body: bytes) -> list[bytes] | None:
     return items
 
 
-def _error(status: int, reason: str, digest: bytes = b"", *, close: bool = False) -> JSONResponse:
+def refusal(status: int, reason: str, digest: bytes = b"", *, close: bool = False) -> JSONResponse:
     content: dict[str, str] = {"error": reason}
     if digest:
         content["digest"] = digest.hex()
@@ -370,12 +370,12 @@ def _error(status: int, reason: str, digest: bytes = b"", *, close: bool = False
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """A path or query parameter of the wrong type or out of range: 400 with what was wrong."""
     problems = [f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors()]
-    return _error(400, "; ".join(problems))
+    return refusal(400, "; ".join(problems))
 
 
 async def _http_refusal(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own refusals (no such route 404, wrong method 405) in the API's shape."""
-    response = _error(exc.status_code, str(exc.detail))
+    response = refusal(exc.status_code, str(exc.detail))
     response.headers.update(exc.headers or {})
     return response
 
