@@ -64,6 +64,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from mev.kem import MAX_PAYLOAD_BYTES
+from ops.load import JsonLinesChild, cpu_seconds_of
 from sequencer_net.base import codec
 from sequencer_net.base.codec import MAX_MESSAGE_BYTES, DecodeError
 
@@ -447,7 +448,7 @@ class CentralizedProcess:
         self.stop()
 
 
-class Subscriber:
+class Subscriber(JsonLinesChild):
     """A rollup reading every namespace's stream, in a child process (its own GIL and CPU).
 
     ``seen`` maps each digest to (``time.monotonic()`` when its message
@@ -463,27 +464,19 @@ class Subscriber:
         self.height = 0  # the highest height read, any namespace
         self.error: str | None = None
         command = [sys.executable, "-m", "ops.centralized", "follow", address]
-        command += [str(from_height), ",".join(namespaces)]
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__([*command, str(from_height), ",".join(namespaces)])
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            message = json.loads(line)
-            if "ready" in message:
-                self.ready.add(message["ready"])
-            elif "error" in message:
-                self.error = message["error"]
-            else:
-                digests = [bytes.fromhex(d) for d in message["d"]]
-                for digest in digests:
-                    self.seen.setdefault(digest, (message["t"], message["h"]))
-                self.log.append((message["ns"], message["h"], digests))
-                self.height = max(self.height, message["h"])
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            self.ready.add(message["ready"])
+        elif "error" in message:
+            self.error = message["error"]
+        else:
+            digests = [bytes.fromhex(d) for d in message["d"]]
+            for digest in digests:
+                self.seen.setdefault(digest, (message["t"], message["h"]))
+            self.log.append((message["ns"], message["h"], digests))
+            self.height = max(self.height, message["h"])
 
     def wait_ready(self, namespaces: Sequence[str], timeout_s: float) -> bool:
         """Whether every namespace's stream was open within ``timeout_s``."""
@@ -494,21 +487,8 @@ class Subscriber:
             time.sleep(0.02)
         return True
 
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def cpu_seconds(self) -> float:
-        from ops.load import cpu_seconds_of
-
         return cpu_seconds_of(self.proc.pid)
-
-    def stop(self) -> int | None:
-        from ops.load import stop_child
-
-        code = stop_child(self.proc, 10)
-        self._reader.join(timeout=5)
-        return code
 
 
 async def _follow(address: str, start: int, namespaces: Sequence[str]) -> None:

@@ -140,7 +140,43 @@ class Watcher:
             read += 1
 
 
-class RollupFollower:
+class JsonLinesChild:
+    """A child process that reports one JSON object per line, read by a thread here.
+
+    Why a child: a follower that verifies batches or reads streams needs its
+    own GIL and CPU, or it would slow what it measures. Subclasses handle each
+    message in :meth:`_on_message`; the child exits when its stdin closes
+    (:meth:`stop`, or this process dying).
+    """
+
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._on_message(json.loads(line))
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child still runs (if not, nothing more will arrive: do not wait for it)."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 15) -> int | None:
+        """Close the child's stdin and wait for it (terminate it if it lingers); its exit code."""
+        code = stop_child(self.proc, timeout_s)
+        self._reader.join(timeout=5)
+        return code
+
+
+class RollupFollower(JsonLinesChild):
     """Every namespace's verified batches from ``from_height`` on, noting when each digest arrived.
 
     One ``Subscription`` per namespace (WebSocket carrier by default, ``nodes[0]``
@@ -166,25 +202,17 @@ class RollupFollower:
         self._cpu_t: list[float] = []  # when each CPU sample was taken (monotonic)
         self._cpu_s: list[float] = []  # the child's CPU seconds (user + system) then
         command = [sys.executable, "-m", "ops.load", "follow", str(genesis_path)]
-        command += [str(from_height), ",".join(nodes), carrier, *namespaces]
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__([*command, str(from_height), ",".join(nodes), carrier, *namespaces])
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            message = json.loads(line)
-            if "cpu" in message:
-                self._cpu_t.append(message["t"])
-                self._cpu_s.append(message["cpu"])
-                continue
-            arrived, height = message["t"], message["h"]
-            for digest in message["d"]:
-                self.seen.setdefault(bytes.fromhex(digest), (arrived, height))
-            self.latest[message["ns"]] = height
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if "cpu" in message:
+            self._cpu_t.append(message["t"])
+            self._cpu_s.append(message["cpu"])
+            return
+        arrived, height = message["t"], message["h"]
+        for digest in message["d"]:
+            self.seen.setdefault(bytes.fromhex(digest), (arrived, height))
+        self.latest[message["ns"]] = height
 
     def wait_following(self, namespaces: Iterable[str], timeout_s: float) -> bool:
         """Whether every namespace's stream delivered a batch within ``timeout_s``."""
@@ -195,11 +223,6 @@ class RollupFollower:
                 return False
             time.sleep(0.05)
         return True
-
-    @property
-    def alive(self) -> bool:
-        """Whether the child still runs (if not, nothing more will arrive: do not wait for it)."""
-        return self.proc.poll() is None
 
     def cpu_seconds(self, at: float) -> tuple[float, float]:
         """(when, CPU seconds) of the child's last CPU sample taken no later than ``at``."""
@@ -213,12 +236,6 @@ class RollupFollower:
         t0, c0 = self.cpu_seconds(start)
         t1, c1 = self.cpu_seconds(end)
         return (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")
-
-    def stop(self) -> int | None:
-        """Close the child's stdin and wait for it (terminate it if it lingers); its exit code."""
-        code = stop_child(self.proc, 15)
-        self._reader.join(timeout=5)
-        return code
 
 
 class NullSink:
