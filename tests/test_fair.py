@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 from dataclasses import replace
 
 import pytest
@@ -300,3 +302,33 @@ def test_a_node_knows_what_its_peers_reported_from_votes_and_from_blocks() -> No
     block = block_with(codec.decode(FairPayload, data))
     assert replica.validate_payload(block, b"\x01" * 32, no_ancestors)
     assert replica.has_reported(0, A) and not replica.has_reported(0, B)
+
+
+def _reachable(root: object) -> int:
+    """How many objects hang off ``root``, digests included (its memory, roughly)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        stack.extend(gc.get_referents(obj))
+    return len(seen)
+
+
+def test_what_the_app_keeps_stays_bounded_however_long_it_commits() -> None:
+    app = FairOrderingApp(NET.committee, 0, NET.keys[0], MedianTimestamp(4, 1), remembered=500)
+    parent = NET.block(1, NET.genesis_qc)
+
+    def commit(height: int) -> None:
+        order = tuple(os.urandom(32) for _ in range(50))
+        block = Block(height, height, 0, NET.qc(parent), codec.encode(FairPayload((), order, ())))
+        app.on_commit(block, os.urandom(32))
+
+    for height in range(2, 42):
+        commit(height)
+    after_40 = _reachable(app)
+    for height in range(42, 242):
+        commit(height)
+    assert _reachable(app) <= after_40 * 1.05  # 10,000 more digests committed, none kept beyond 500

@@ -90,9 +90,14 @@ class Branch:
 
     def add(self, payload: FairPayload) -> None:
         self.ordered.update(payload.order)
-        for r in payload.reports:
-            node, seq = r.statement.node, r.statement.seq
-            self.last_seq[node] = max(seq, self.last_seq.get(node, -1))
+        raise_report_seqs(self.last_seq, payload)
+
+
+def raise_report_seqs(last_seq: dict[int, int], payload: FairPayload) -> None:
+    """Note each node's newest report seq that ``payload`` carries."""
+    for r in payload.reports:
+        node, seq = r.statement.node, r.statement.seq
+        last_seq[node] = max(seq, last_seq.get(node, -1))
 
 
 class FairOrderingApp:
@@ -119,8 +124,10 @@ class FairOrderingApp:
         self._payloads: dict[bytes, tuple[int, FairPayload]] = {}  # block hash -> (height, payload)
         self._signed: dict[tuple[int, int], Signed[OrderReport]] = {}  # (node, seq) -> report
         self._committed_recent: OrderedDict[bytes, None] = OrderedDict()
-        self._committed = Branch(self._committed_recent)
-        self._remembered = remembered
+        # each node's newest report seq in a committed block (what the committed digests are
+        # is _committed_recent: a Branch's growing ``ordered`` set would keep every one forever)
+        self._committed_seq: dict[int, int] = {}
+        self.remembered = remembered
         self._committed_height = 0
         self.rejected: dict[str, int] = {}
         self.last_committed: tuple[bytes, FairPayload] | None = None  # saves a decode downstream
@@ -140,9 +147,9 @@ class FairOrderingApp:
         its set equals that of a node that never stopped (both are the last
         ``remembered`` digests in commit order) and both check proposals alike.
         """
-        for d in digests[-self._remembered :]:
+        for d in digests[-self.remembered :]:
             self._committed_recent[d] = None
-        while len(self._committed_recent) > self._remembered:
+        while len(self._committed_recent) > self.remembered:
             self._committed_recent.popitem(last=False)
 
     def observe_time(self, now_ms: int) -> None:
@@ -341,7 +348,7 @@ class FairOrderingApp:
 
     def _branch(self, tip: bytes, ancestors: BlockLookup) -> Branch:
         """Committed state plus every uncommitted block from ``tip`` down."""
-        branch = Branch(self._committed_recent, set(), dict(self._committed.last_seq))
+        branch = Branch(self._committed_recent, set(), dict(self._committed_seq))
         digest: bytes | None = tip
         while digest is not None:
             block = ancestors(digest)
@@ -374,16 +381,16 @@ class FairOrderingApp:
         if payload is None:
             return
         self.last_committed = (digest, payload)
-        self._committed.add(payload)
+        raise_report_seqs(self._committed_seq, payload)
         for d in payload.order:
             self.pending.pop(d, None)
             self._committed_recent[d] = None
-        while len(self._committed_recent) > self._remembered:
+        while len(self._committed_recent) > self.remembered:
             self._committed_recent.popitem(last=False)
         self._forget_old_reports()
 
     def _forget_old_reports(self) -> None:
-        floor = self._committed.last_seq
+        floor = self._committed_seq
         self._signed = {
             (node, seq): s for (node, seq), s in self._signed.items() if seq > floor.get(node, -1)
         }
