@@ -56,7 +56,9 @@ MAX_WAITING = 20_000  # admissions queued for the checker before new ones are re
 MAX_WAITING_PER_SOURCE = 5_000  # one source (client connection or peer) may hold this many
 SLICE = 64  # proofs checked per source per thread call (~40 ms at most, then the next source)
 CHECK_US = 50  # one ciphertext's signature check and its store lookup, about
-REMEMBER_CHECKED = 200_000  # digests whose proof we checked, so decryption need not redo it
+# digests whose proof we checked, so decryption need not redo it (it comes within a second
+# or two of admission; one that fell out is checked again, ~35 µs)
+REMEMBER_CHECKED = 50_000
 
 Post = Callable[[int, bytes], None]  # (peer, frame) -> queued for that peer
 

@@ -284,9 +284,10 @@ class Validator:
                 return
 
     def _build_driver(self) -> ConsensusDriver:
-        recent = self.store.recent_digests(self.mempool.limits.remembered_commits)
+        # the app's window is part of what a proposal is checked against: load all of it
+        recent = self.store.recent_digests(self.app.remembered)
         self.app.remember_committed(recent)  # a replay stays refused across restarts
-        self.mempool.mark_committed(recent)  # includes what the driver replays below
+        self.mempool.mark_committed(recent)  # keeps its own (smaller) window of them
         self.metrics.height.set(self.store.committed_tip().height)
         self.decrypted_height = self.store.decrypted_tip()
         self.metrics.decrypted_height.set(self.decrypted_height)
