@@ -71,15 +71,12 @@ import tempfile
 import threading
 import time
 import timeit
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.batch import NamespaceBatch, build_namespace_batch, decode_namespace_batch
 from delivery.header import BatchCertificate, BatchHeader
@@ -158,13 +155,10 @@ class Poller:
 
 def node_histogram(member: network.Member) -> dict[float, float]:
     """Cumulative bucket counts of seqnet_submit_to_decrypt_seconds (all namespaces)."""
-    text = urllib.request.urlopen(f"http://{member.metrics}/metrics", timeout=5).read().decode()
     buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "seqnet_submit_to_decrypt_seconds_bucket":
-                le = float(sample.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + sample.value
+    for sample in health.metric_samples(member, "seqnet_submit_to_decrypt_seconds_bucket"):
+        le = float(sample.labels["le"])
+        buckets[le] = buckets.get(le, 0.0) + sample.value
     return buckets
 
 

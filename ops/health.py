@@ -14,9 +14,13 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from ops.processes import HAVE_PROCFS, ClusterError, node_processes
 from sequencer_net.client.http import ClientError, get_json
@@ -65,6 +69,14 @@ def node_status(member: Member) -> dict[str, Any] | None:
     except ClientError:
         return None
     return status if isinstance(status, dict) else {}
+
+
+def metric_samples(member: Member, name: str) -> list[Sample]:
+    """Every sample called ``name`` on the node's ``/metrics`` (raises OSError, HTTPException)."""
+    url = f"http://{member.metrics}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    families = text_string_to_metric_families(text)
+    return [sample for family in families for sample in family.samples if sample.name == name]
 
 
 def is_committing(status: dict[str, Any] | None, n: int) -> bool:

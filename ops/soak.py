@@ -47,14 +47,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from ops import health, processes
 from ops.bench import rss_mib
@@ -298,16 +295,10 @@ class Tracker:
 def decrypted_by_namespace(member: network.Member) -> dict[str, float] | None:
     """The node's decrypted transactions per namespace from ``/metrics``; None if unread."""
     try:
-        url = f"http://{member.metrics}/metrics"
-        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        samples = health.metric_samples(member, DECRYPTED)
     except (OSError, http.client.HTTPException):
         return None
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == DECRYPTED:
-                counts[sample.labels["namespace"]] = sample.value
-    return counts
+    return {sample.labels["namespace"]: sample.value for sample in samples}
 
 
 def _height(member: network.Member) -> int | None:
