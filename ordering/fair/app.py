@@ -93,6 +93,13 @@ class Branch:
         raise_report_seqs(self.last_seq, payload)
 
 
+def _keep_newest(newest: dict[int, OrderReport], report: OrderReport) -> None:
+    """Hold ``report`` as its node's newest unless a later one is held already."""
+    held = newest.get(report.node)
+    if held is None or report.seq > held.seq:
+        newest[report.node] = report
+
+
 def raise_report_seqs(last_seq: dict[int, int], payload: FairPayload) -> None:
     """Note each node's newest report seq that ``payload`` carries."""
     for r in payload.reports:
@@ -178,15 +185,8 @@ class FairOrderingApp:
             self._count(f"report-{type(exc).__name__}")
             return
         self._signed[(report.node, report.seq)] = signed
-        held = self.received.get(signer)
-        if held is None or report.seq > held.seq:
-            self.received[signer] = report
-        self._saw(report)
-
-    def _saw(self, report: OrderReport) -> None:
-        held = self._latest.get(report.node)
-        if held is None or report.seq > held.seq:
-            self._latest[report.node] = report
+        _keep_newest(self.received, report)
+        _keep_newest(self._latest, report)
 
     def has_reported(self, node: int, digest: bytes) -> bool:
         """Whether ``node``'s newest report we have seen lists ``digest`` (it holds it).
@@ -311,7 +311,7 @@ class FairOrderingApp:
         self._payloads[digest] = (block.height, payload)
         self._last_block_ms = self.now_ms
         for r in payload.reports:
-            self._saw(r.statement)
+            _keep_newest(self._latest, r.statement)
         return True
 
     def _bodies_match(self, payload: FairPayload) -> bool:
