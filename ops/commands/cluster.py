@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import pathlib
 import time
+from typing import TYPE_CHECKING
 
 from sequencer_net.cli.args import DEFAULT_CLUSTER_DIR, CliError, positive, write_network
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from ops.monitoring import server
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +30,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "process per validator, show progress until every node is connected and "
             "committing, print the endpoints, and keep running until Ctrl-C (or SIGTERM), "
             "then stop them all cleanly; they get SIGTERM too if this process is killed. "
-            "With --detach, return once they commit, leaving them to `cluster down`."
+            "With --detach, return once they commit, leaving them to `cluster down`. "
+            "Every start (re)writes a monitoring bundle into DIR for your own Prometheus "
+            "and Grafana: prometheus.yml, alerts.yml, grafana-dashboard.json."
         ),
     )
     up.add_argument("--nodes", type=positive, default=4, metavar="N", help="validators (4)")
@@ -33,6 +41,21 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--fresh", action="store_true", help="delete DIR's keys and data first")
     up.add_argument("--detach", action="store_true", help="leave the nodes running and return")
     up.add_argument("--timeout", type=positive, default=60, help="seconds to wait for commits")
+    up.add_argument(
+        "--prometheus", action="store_true",
+        help="also run a Prometheus server (the `prometheus` binary on PATH; Debian package "
+        "`prometheus`) on DIR/prometheus.yml, storage in DIR/prometheus-data, stopped with "
+        "the cluster; without the binary, say so and go on (not with --detach)",
+    )  # fmt: skip
+    up.add_argument(
+        "--prometheus-port", type=positive, default=9090, metavar="PORT",
+        help="port of that Prometheus on 127.0.0.1 (9090)",
+    )  # fmt: skip
+    up.add_argument(
+        "--scrape-interval", type=positive, default=5, metavar="SECONDS",
+        help="scrape and rule-evaluation interval written into DIR/prometheus.yml; the "
+        "alerts' `for:` durations scale with it (5)",
+    )  # fmt: skip
     up.set_defaults(func=_cmd_cluster_up)
     for add in (_add_cluster_status, _add_cluster_down):
         q = add(actions)
@@ -78,11 +101,17 @@ def _add_cluster_down(
 
 def _cmd_cluster_up(args: argparse.Namespace) -> int:
     import shutil
-    import signal
+    import sys
 
-    from ops import health, processes
-    from sequencer_net.node.network import NetworkFilesError, members
+    from ops import processes
+    from ops.monitoring import server
+    from sequencer_net.node.network import NetworkFilesError
 
+    if args.prometheus and args.detach:
+        raise CliError(
+            "--prometheus stops with the cluster's Ctrl-C, so not with --detach: run "
+            f"`prometheus --config.file={args.dir}/prometheus.yml` yourself"
+        )
     if args.fresh and args.dir.exists():
         shutil.rmtree(args.dir)
     if not (args.dir / "genesis.json").exists():
@@ -90,16 +119,114 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
         print(f"wrote genesis and keys for {genesis.n} validators into {args.dir}")
     elif len(list(args.dir.glob("node-*.toml"))) != args.nodes:
         raise CliError(f"{args.dir} holds another cluster size: add --fresh to replace it")
+    binary = _prometheus_binary(args)
     try:
         procs = processes.start(args.dir, args.log_level, detach=args.detach)
     except (processes.ClusterError, NetworkFilesError) as exc:
         raise CliError(str(exc)) from None
+    written = _write_monitoring(args)  # once ours: never over a running cluster's
+    prometheus = None
+    try:
+        if binary is not None and written:  # with the nodes: scraped from the first block on
+            try:
+                prometheus = server.start(args.dir, args.prometheus_port, binary)
+            except server.PrometheusError as exc:
+                print(f"--prometheus: {exc}; going on without it", file=sys.stderr)
+        return _run_cluster(args, procs, prometheus)
+    finally:
+        if prometheus is not None:
+            _stop_prometheus(prometheus)
+
+
+def _write_monitoring(args: argparse.Namespace) -> bool:
+    """The bundle for the operator's own Prometheus and Grafana; a failure only warns."""
+    import sys
+
+    from ops import monitoring
+
+    try:
+        bundle = monitoring.write_bundle(args.dir, args.scrape_interval)
+    except monitoring.MonitoringError as exc:
+        print(f"no monitoring bundle: {exc}", file=sys.stderr)
+        return False
+    names = ", ".join(path.name for path in bundle.files())
+    print(f"monitoring: {names} in {args.dir} (see docs/monitoring.md)")
+    return True
+
+
+def _prometheus_binary(args: argparse.Namespace) -> str | None:
+    """The binary to run for --prometheus; None (said why) when there is none."""
+    import sys
+
+    from ops.monitoring import server
+
+    if not args.prometheus:
+        return None
+    binary = server.find_binary()
+    if binary is None:
+        print(
+            f"--prometheus: no `prometheus` on PATH, going on without it; {server.INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        server.check_port_free(args.prometheus_port)
+    except server.PrometheusError as exc:
+        raise CliError(str(exc)) from None
+    return binary
+
+
+def _announce_prometheus(args: argparse.Namespace, prometheus: server.Prometheus) -> None:
+    """Wait until it serves, then print where; if it never does, say so and go on."""
+    import sys
+
+    from ops.monitoring import server
+
+    try:
+        prometheus.wait_ready()
+    except server.PrometheusError as exc:
+        print(f"--prometheus: {exc}; going on without it", file=sys.stderr)
+        return
+    url = prometheus.url
+    print(
+        f"prometheus {url} (every {args.scrape_interval}s; data in "
+        f"{args.dir / server.STORAGE}, log {prometheus.log})\n"
+        f"  alerts     {url}/alerts\n"
+        f"  targets    {url}/targets\n"
+        f"  query API  {url}/api/v1/query?query=seqnet_height\n"
+        f"  alert API  {url}/api/v1/alerts",
+        flush=True,
+    )
+
+
+def _stop_prometheus(prometheus: server.Prometheus) -> None:
+    try:
+        code = prometheus.stop()
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+        prometheus.proc.kill()
+        code = prometheus.proc.wait()
+    print(f"stopped prometheus (exit code {code})")
+
+
+def _run_cluster(
+    args: argparse.Namespace,
+    procs: list[subprocess.Popen[bytes]],
+    prometheus: server.Prometheus | None,
+) -> int:
+    """Wait for the nodes, show them, keep them until Ctrl-C or SIGTERM, stop them."""
+    import signal
+
+    from ops import health, processes
+    from sequencer_net.node.network import NetworkFilesError, members
+
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
     try:
         _wait_for_cluster(args, procs)
         for line in health.status_lines(args.dir)[1]:
             print(line)
+        if prometheus is not None:
+            _announce_prometheus(args, prometheus)
         if args.detach:
             print(f"running; `seqnet cluster status --dir {args.dir}`, then `cluster down`")
             return 0
