@@ -146,14 +146,15 @@ class EncryptedMempool:
         self._remove(entry.digest)
         self.evicted += 1
 
-    def _remove(self, digest: bytes) -> None:
+    def _remove(self, digest: bytes) -> Entry | None:
         entry = self._entries.pop(digest, None)
         if entry is None:
-            return
+            return None
         ns = entry.ciphertext.namespace
         del self._by_namespace[ns][digest]
         self._namespace_bytes[ns] -= entry.size
         self._bytes -= entry.size
+        return entry
 
     # ------------------------------------------------------------ proposer and commit
 
@@ -168,14 +169,22 @@ class EncryptedMempool:
             size += entry.size
         return out
 
-    def mark_committed(self, digests: Iterable[bytes]) -> None:
-        """Drop committed ciphertexts and remember them so a replay is a duplicate."""
+    def mark_committed(self, digests: Iterable[bytes]) -> dict[bytes, Ciphertext]:
+        """Drop committed ciphertexts and remember them so a replay is a duplicate.
+
+        Returns the dropped ones, decoded: decryption needs them next, and
+        decoding a block's bodies again costs ~7 us per transaction.
+        """
+        dropped: dict[bytes, Ciphertext] = {}
         for digest in digests:
-            self._remove(digest)
+            entry = self._remove(digest)
+            if entry is not None:
+                dropped[digest] = entry.ciphertext
             self._committed[digest] = None
             self._committed.move_to_end(digest)
         while len(self._committed) > self.limits.remembered_commits:
             self._committed.popitem(last=False)
+        return dropped
 
     def __contains__(self, digest: bytes) -> bool:
         return digest in self._entries

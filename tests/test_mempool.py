@@ -65,8 +65,10 @@ def test_a_ciphertext_for_another_key_or_with_a_bad_point_is_refused() -> None:
 def test_committed_transactions_are_dropped_and_replays_refused() -> None:
     mp, data = pool(), wire(b"x")
     digest = mp.add(data).digest
-    mp.mark_committed([digest])
+    dropped = mp.mark_committed([digest, b"\x00" * 32])  # the second was never here
     assert len(mp) == 0 and mp.add(data).reason == "duplicate"
+    # what it hands to decryption: the decoded ciphertext of what it held, nothing else
+    assert dropped == {digest: codec.decode(kem.Ciphertext, data)}
 
 
 def test_take_gives_the_oldest_that_fit_without_removing() -> None:

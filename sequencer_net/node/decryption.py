@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from logging import DEBUG
 
 import trio
@@ -69,6 +69,7 @@ REQUESTS_QUEUED = 16  # share requests from peers waiting to be served; more are
 # share (~70 µs) for a ~400-byte transaction; combining and opening one (~60 µs)
 SHARE_US_PER_BYTE = 0.2
 OPEN_US = 60
+DECODED_KEPT = 64  # committed blocks whose ciphertexts the mempool handed over, not yet opened
 OWN_KEPT = 32  # our own recent share batches, to answer a lagging peer without recomputing
 
 Post = Callable[[int, bytes], None]
@@ -109,6 +110,7 @@ class DecryptionService:
         self._latest = 0  # highest height committed
         self._opening = b""  # block hash of the batch being opened now
         self._own: OrderedDict[bytes, ShareBatch] = OrderedDict()  # our recent share batches
+        self._decoded: OrderedDict[bytes, Mapping[bytes, Ciphertext]] = OrderedDict()
         self._requests_in, self._requests = trio.open_memory_channel[tuple[int, ShareRequest]](
             REQUESTS_QUEUED
         )
@@ -116,9 +118,17 @@ class DecryptionService:
 
     # ------------------------------------------------------------ inputs
 
-    def on_commit(self, commit: Commit) -> None:
-        """Queue a committed block (called right after it is stored)."""
+    def on_commit(self, commit: Commit, decoded: Mapping[bytes, Ciphertext] | None = None) -> None:
+        """Queue a committed block (called right after it is stored).
+
+        ``decoded``: ciphertexts of the block already decoded (the mempool's, by
+        digest), so that opening it need not decode its bodies again.
+        """
         self._latest = max(self._latest, commit.block.height)
+        if decoded:
+            self._decoded[commit.block_hash] = decoded
+            while len(self._decoded) > DECODED_KEPT:
+                self._decoded.popitem(last=False)
         self._commits_in.send_nowait(commit)
 
     def on_frame(self, sender: int, data: bytes) -> None:
@@ -237,19 +247,30 @@ class DecryptionService:
     ) -> tuple[CommittedBatch, ShareBatch | DecryptedBatch]:
         """(worker thread) The committed batch and our shares, or, when nothing in it can
         be decrypted, its (stored) result."""
-        batch = self._committed_batch(commit)
+        batch = self._committed_batch(commit, self._decoded.pop(commit.block_hash, None))
         if not batch.decryptable:
             result = _assemble(batch, [], [])
             self.store.save_batch(result)
             return batch, result
         return batch, self.decryptor.share(batch)
 
-    def _committed_batch(self, commit: Commit) -> CommittedBatch:
-        """(worker thread) The block's ciphertexts, certificate checked (raises NotCommitted)."""
+    def _committed_batch(
+        self, commit: Commit, decoded: Mapping[bytes, Ciphertext] | None = None
+    ) -> CommittedBatch:
+        """(worker thread) The block's ciphertexts, certificate checked (raises NotCommitted).
+
+        A body whose digest (as the block's order names it) is in ``decoded`` is
+        taken from there; the others are decoded and hashed from the bytes.
+        """
 
         def ciphertexts(_: bytes) -> list[tuple[Ciphertext, bytes]]:
-            txs = self._payload_of(commit).txs
-            return [(codec.decode(Ciphertext, tx), kem.digest_of_encoding(tx)) for tx in txs]
+            payload = self._payload_of(commit)
+            if not decoded or len(payload.order) != len(payload.txs):
+                return [_decode_body(tx) for tx in payload.txs]
+            return [
+                (ct, digest) if (ct := decoded.get(digest)) is not None else _decode_body(tx)
+                for tx, digest in zip(payload.txs, payload.order, strict=True)
+            ]
 
         return CommittedBatch.from_commit(
             commit, self.validator, self._is_checked, read_payload=ciphertexts
@@ -355,6 +376,11 @@ class DecryptionService:
             event(log, "peer-keys-unproved", DEBUG, height=batch.height)
             return None
         return _assemble(batch, plaintexts, keys)
+
+
+def _decode_body(body: bytes) -> tuple[Ciphertext, bytes]:
+    """A block body as a ciphertext and its digest (raises DecodeError)."""
+    return codec.decode(Ciphertext, body), kem.digest_of_encoding(body)
 
 
 def _assemble(

@@ -367,7 +367,7 @@ class Validator:
 
     def _on_commit(self, commit: Commit) -> None:
         order = self._order(commit)
-        self.mempool.mark_committed(order)
+        decoded = self.mempool.mark_committed(order)
         now = time.monotonic()
         for digest in order:
             submitted = self._submitted.get(digest)
@@ -376,7 +376,7 @@ class Validator:
             self._awaiting_decryption.add(digest)
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
-        self.decryption.on_commit(commit)
+        self.decryption.on_commit(commit, decoded)
 
     def _decrypted(self, batch: DecryptedBatch) -> None:
         now = time.monotonic()
