@@ -34,7 +34,14 @@ class Opening:
 
 
 class NotEnoughShares(Exception):
-    """Fewer than ``t`` usable share batches: wait for more."""
+    """Fewer than ``t`` usable share batches: wait for more.
+
+    ``blamed``: senders whose batched proof failed on the way (drop theirs).
+    """
+
+    def __init__(self, message: str, blamed: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.blamed = list(blamed)
 
 
 def open_batch(
@@ -89,7 +96,9 @@ def _verified(
         else:
             opening.blamed.append(i)
     if len(good) < public.threshold:
-        raise NotEnoughShares(f"only {len(good)} valid share batches, blamed {opening.blamed}")
+        raise NotEnoughShares(
+            f"only {len(good)} valid share batches, blamed {opening.blamed}", opening.blamed
+        )
     return good
 
 

@@ -166,6 +166,7 @@ class ConsensusCore:
         start = max(restored.safety.high_qc.round, restored.tip.round) + 1
         self.pacemaker = Pacemaker(self.config.pacemaker, round=start)
         self.last_tc: TimeoutCert | None = None
+        self.last_tc_cause = ""  # what this node saw of last_tc's round (see _failure_cause)
         self._votes = VoteCollector(committee.quorum)
         self._timeouts = TimeoutCollector(committee.quorum)
         self._timed_out_round = 0
@@ -356,7 +357,16 @@ class ConsensusCore:
         self._on_qc(self.me if sender is None else sender, tc.high_qc)
         if self.last_tc is None or tc.round > self.last_tc.round:
             self.last_tc = tc
+            self.last_tc_cause = self._failure_cause(tc.round)
         self._enter_round(tc.round + 1, after_timeout=True)
+
+    def _failure_cause(self, round_: int) -> str:
+        """What this node saw of a round that timed out (for operators, not for safety)."""
+        if self._last_vote is not None and self._last_vote.statement.round == round_:
+            return "no-quorum"  # we voted; too few others did in time
+        if round_ in self._first_proposal:
+            return "not-voted"  # a proposal came; we refused it, or it was late or unsafe
+        return "no-proposal"
 
     def _on_qc(self, sender: int, qc: QuorumCert) -> None:
         self.safety = with_high_qc(self.safety, qc)

@@ -187,6 +187,10 @@ class ValidatorHost:
     def connected_peers(self) -> int:
         return len(self.host.get_connected_peers())
 
+    def connected_validators(self) -> int:
+        """Other validators among the connected peers (outsiders, e.g. rollups, excluded)."""
+        return sum(1 for peer in self.host.get_connected_peers() if self._is_validator(peer))
+
     def _acceptor(self, protocol: str) -> Callable[[Any], Awaitable[None]]:
         async def accept(stream: Any) -> None:
             await self._accept(protocol, stream)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+import ordering.core
 from delivery.receipt import commit_proof
 from ordering.blocktree import CommittedTip
 from ordering.core import Restored
@@ -295,3 +296,38 @@ def test_cores_import_no_io_clock_or_randomness(package: str) -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in FORBIDDEN, f"{path} imports {name}"
+
+
+def _time_out_round_1(core: ordering.core.ConsensusCore) -> None:
+    """Node ``core`` times out in round 1 and hears two others do so: a TC for round 1."""
+    core.handle(TimerFired(1))
+    for voter in (0, 1):
+        signed = NET.keys[voter].sign(TimeoutData(1, 0), NET.chain_id, voter)
+        event = VerifiedTimeout(signed.verify(NET.committee), NET.genesis_qc, None)
+        core.handle(TimeoutReceived(voter, event))
+    assert core.last_tc is not None and core.last_tc.round == 1
+
+
+@pytest.mark.parametrize(
+    ("proposal", "cause"),
+    [
+        ("none", "no-proposal"),  # the leader of round 1 never reached us
+        ("before", "no-quorum"),  # we voted for it; the round failed anyway
+        ("after-timeout", "not-voted"),  # it came after we gave up on the round
+        ("invalid", "not-voted"),  # it came, and we refused it
+    ],
+)
+def test_a_failed_round_is_told_by_what_this_node_saw_of_it(proposal: str, cause: str) -> None:
+    core = NET.core(3)
+    core.start()
+    block = NET.block(1, NET.genesis_qc)
+    if proposal == "before":
+        assert sent_votes(core.handle(ProposalReceived(1, NET.verified(block))))
+    if proposal == "invalid":
+        bad = NET.block(1, NET.genesis_qc, b"invalid")  # a payload the app refuses
+        assert not sent_votes(core.handle(ProposalReceived(1, NET.verified(bad))))
+    if proposal == "after-timeout":
+        core.handle(TimerFired(1))
+        assert not sent_votes(core.handle(ProposalReceived(1, NET.verified(block))))
+    _time_out_round_1(core)
+    assert core.last_tc_cause == cause

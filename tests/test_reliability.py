@@ -26,6 +26,7 @@ from collections import Counter
 from typing import Any
 
 from mev import kem
+from ops.health import metric_samples
 from sequencer_net.base import codec
 from sequencer_net.client.http import get_json
 from tests.cluster import Processes, committing, encrypted, seqnet, wait_until
@@ -60,6 +61,12 @@ def decided(c: Processes, node: int, data: bytes, verdict: str) -> bool:
     return tx_status(c, node, data).get("status") == verdict
 
 
+def failed_rounds(c: Processes, node: int) -> dict[tuple[str, str], float]:
+    """Node's ``seqnet_round_failures_total`` by (leader, cause)."""
+    samples = metric_samples(c.members[node], "seqnet_round_failures_total")
+    return {(s.labels["leader"], s.labels["cause"]): s.value for s in samples}
+
+
 def test_a_validator_down_while_an_unopenable_ciphertext_was_ordered_agrees_it_is_invalid(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -71,6 +78,8 @@ def test_a_validator_down_while_an_unopenable_ciphertext_was_ordered_agrees_it_i
         assert post_tx(c.api(0), honest)[0] == 202
         wait_until(lambda: decided(c, 0, unopenable, "invalid"), 30)
         wait_until(lambda: decided(c, 0, honest, "decrypted"), 30)
+        wait_until(lambda: failed_rounds(c, 0).get(("3", "no-proposal"), 0) > 0, 30)
+        assert metric_samples(c.members[0], "seqnet_connected_validators")[0].value == 2
         height = int(tx_status(c, 0, unopenable)["height"])
         c.start(3)  # restarts from its store, catches up past that height
         wait_until(lambda: decided(c, 3, unopenable, "invalid"), 60)

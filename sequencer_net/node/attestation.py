@@ -104,8 +104,11 @@ class Attestation:
         peers: list[int],
         post: Post,
         metrics: NodeMetrics,
+        on_certified: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_certified(h)``: every height up to ``h`` is now certified."""
         self.committee, self.me, self.key, self.store = committee, me, key, store
+        self._on_certified = on_certified
         self.chain_id = committee.chain_id
         self.peers, self._post, self.metrics = peers, post, metrics
         self.certified_height = store.certified_height()
@@ -333,6 +336,8 @@ class Attestation:
         self._done = {h for h in self._done if h > self.certified_height}
         self._disputed = {h for h in self._disputed if h > self.certified_height}
         self.metrics.certified_height.set(self.certified_height)
+        if self._on_certified is not None:
+            self._on_certified(self.certified_height)
         self._progress.set()
         self._progress = trio.Event()
 

@@ -62,6 +62,7 @@ from sequencer_net.node.wire import (
 log = logging.getLogger("seqnet.decrypt")
 EARLY_WINDOW = 64  # blocks whose shares we keep before we have committed them
 KEYS_RETRY_S = 1.0  # wait for shares this long, then ask peers for their stored keys
+LATE_SHARES_S = KEYS_RETRY_S  # a share batch arriving this long after our commit is late
 BEHIND_BLOCKS = 3  # this many newer commits queued: peers are past this height, ask at once
 STUCK_LOG_S = 10.0  # a height still not opened after this long is logged as a warning
 REQUESTS_QUEUED = 16  # share requests from peers waiting to be served; more are ignored
@@ -111,6 +112,7 @@ class DecryptionService:
         self._opening = b""  # block hash of the batch being opened now
         self._own: OrderedDict[bytes, ShareBatch] = OrderedDict()  # our recent share batches
         self._decoded: OrderedDict[bytes, Mapping[bytes, Ciphertext]] = OrderedDict()
+        self._committed_at: OrderedDict[bytes, float] = OrderedDict()  # block hash -> when
         self._requests_in, self._requests = trio.open_memory_channel[tuple[int, ShareRequest]](
             REQUESTS_QUEUED
         )
@@ -125,6 +127,9 @@ class DecryptionService:
         digest), so that opening it need not decode its bodies again.
         """
         self._latest = max(self._latest, commit.block.height)
+        self._committed_at[commit.block_hash] = time.monotonic()
+        while len(self._committed_at) > EARLY_WINDOW:
+            self._committed_at.popitem(last=False)
         if decoded:
             self._decoded[commit.block_hash] = decoded
             while len(self._decoded) > DECODED_KEPT:
@@ -147,7 +152,17 @@ class DecryptionService:
         elif message.node != sender:
             self.metrics.reject("shares", "wrong-sender")
         else:
+            self._count_arrival(sender, message.batch_id)
             self._keep(sender, message)
+
+    def _count_arrival(self, sender: int, batch_id: bytes) -> None:
+        """Per sender: every share batch, and those that came late (a slow or withholding
+        validator shows here before it costs anyone a fallback)."""
+        label = str(sender)
+        self.metrics.labelled(self.metrics.shares_received, label).inc()
+        committed = self._committed_at.get(batch_id)
+        if committed is not None and time.monotonic() - committed > LATE_SHARES_S:
+            self.metrics.labelled(self.metrics.shares_late, label).inc()
 
     def _keep(self, sender: int, batch: ShareBatch) -> None:
         """Keep one share batch per sender and block, for a bounded window of blocks.
@@ -328,11 +343,19 @@ class DecryptionService:
         try:
             cost_us = OPEN_US * len(batch.decryptable)
             result, blamed = await run_sized(self._open_and_store, batch, shares, cost_us=cost_us)
-        except NotEnoughShares:
+        except NotEnoughShares as exc:
+            self._blame(batch.batch_id, exc.blamed)
             return None  # bad shares among them: wait for more
-        if blamed:
-            self.metrics.reject("shares", "bad-share", len(blamed))
+        self._blame(batch.batch_id, blamed)
         return result
+
+    def _blame(self, batch_id: bytes, senders: list[int]) -> None:
+        """Count bad share batches per sender, once: theirs are dropped, not checked again."""
+        held = self._shares.get(batch_id, {})
+        for sender in senders:
+            held.pop(sender, None)
+            self.metrics.reject("shares", "bad-share")
+            self.metrics.labelled(self.metrics.shares_invalid, str(sender)).inc()
 
     async def _shares_arrived_within(self, seconds: float) -> bool:
         with trio.move_on_after(seconds):

@@ -40,6 +40,7 @@ from ordering.events import (
     TimerFired,
     Wakeup,
 )
+from ordering.leader import leader_of
 from ordering.messages import CONSENSUS, Proposal, Timeout
 from ordering.pacemaker import BASE_TIMEOUT_MS, PacemakerConfig
 from ordering.recovery import recover_core
@@ -253,6 +254,9 @@ class ConsensusDriver:
         if tc is not None and tc.round > self._last_tc_round:
             self._last_tc_round = tc.round
             self.metrics.round_timed_out()
+            leader = str(leader_of(tc.round, self.core.committee.n))
+            cause = self.core.last_tc_cause
+            self.metrics.labelled(self.metrics.round_failures, leader, cause).inc()
 
     def _arm_timer(self, round_: int, duration_ms: int) -> None:
         self._timer.cancel()

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
+INCLUSION_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
 
 
 class NodeMetrics:
@@ -151,7 +152,70 @@ class NodeMetrics:
             "Certified heights not published because gossip fell behind (subscribers fetch them)",
             registry=r,
         )
+        self._add_observed(r)
         self.up.set(1)
+
+    def _add_observed(self, r: CollectorRegistry) -> None:
+        """What this node sees of the others and of the order: see ``node.observed``."""
+        self.validators = Gauge(
+            "seqnet_connected_validators",
+            "Other validators this node holds a connection to",
+            registry=r,
+        )
+        self.round_failures = Counter(
+            "seqnet_round_failures",
+            "Rounds that ended in a timeout certificate, by the round's leader and what "
+            "this node saw (no-proposal: none reached it; not-voted: one came but it did not "
+            "vote for it; no-quorum: it voted, too few others did in time)",
+            ["leader", "cause"],
+            registry=r,
+        )
+        self.shares_received = Counter(
+            "seqnet_decryption_shares_received",
+            "Decryption share batches received, by sender (one per sender and block)",
+            ["sender"],
+            registry=r,
+        )
+        self.shares_late = Counter(
+            "seqnet_decryption_shares_late",
+            "Decryption share batches that arrived more than 1 s after this node committed "
+            "their block, by sender",
+            ["sender"],
+            registry=r,
+        )
+        self.shares_invalid = Counter(
+            "seqnet_decryption_shares_invalid",
+            "Decryption share batches whose proof failed when combining, by sender",
+            ["sender"],
+            registry=r,
+        )
+        self.inclusion_delay = Histogram(
+            "seqnet_inclusion_delay_blocks",
+            "Blocks committed from a transaction's arrival at this node to the block "
+            "that ordered it (1 = the next block)",
+            buckets=INCLUSION_BUCKETS,
+            registry=r,
+        )
+        self.inversions = Counter(
+            "seqnet_order_inversions",
+            "Pairs of transactions in one committed block ordered against the order "
+            "they reached this node",
+            registry=r,
+        )
+        self.pairs = Counter(
+            "seqnet_order_pairs",
+            "Pairs of transactions in one committed block that both reached this node "
+            "(what inversions is a share of)",
+            registry=r,
+        )
+        self.submit_to_certified = Histogram(
+            "seqnet_submit_to_certified_seconds",
+            "Submission (at this node) to its batch certified by a quorum, by namespace: "
+            "from then on a rollup is served it with a proof",
+            ["namespace"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def set_round(self, round_: int) -> None:
         self.round.set(round_)

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,7 @@ from sequencer_net.node.genesis import digest as genesis_digest
 from sequencer_net.node.ingress import TxIngress, now_ms
 from sequencer_net.node.logs import event
 from sequencer_net.node.metrics import NodeMetrics
+from sequencer_net.node.observed import ArrivalLog, CertifyClock
 from sequencer_net.node.publisher import BatchPublisher
 from sequencer_net.node.storage import StorageError, Store
 from sequencer_net.node.wire import DecryptedBatch
@@ -131,6 +132,7 @@ class Validator:
             self.peers,
             lambda peer, data: self.outboxes.post(peer, data, SHARES_PROTOCOL),
             self.metrics,
+            on_certified=self._certified,
         )
         self.decryption = DecryptionService(
             Decryptor(keys.key_share, genesis.threshold_key, genesis.chain_id),
@@ -157,6 +159,9 @@ class Validator:
         self.driver: ConsensusDriver | None = None
         self._submitted: OrderedDict[bytes, float] = OrderedDict()  # digest -> submit time
         self._awaiting_decryption: set[bytes] = set()  # committed, not yet decrypted
+        self._arrivals = ArrivalLog()  # for inclusion delay and inversions (node.observed)
+        self._certify_clock = CertifyClock()
+        self._committed_height = store.committed_tip().height
         self.api_address = self.metrics_address = ""
         self.decrypted_height = store.decrypted_tip()  # certified_height never exceeds it
         self.genesis_fingerprint = fingerprint(genesis)  # in every status answer
@@ -311,6 +316,7 @@ class Validator:
         while True:
             await trio.sleep(self.settings.heartbeat_ms / 4000)
             self.metrics.peers.set(self.host.connected_peers())
+            self.metrics.validators.set(self.host.connected_validators())
             if self.driver is not None:
                 self.driver.wakeup()
 
@@ -341,7 +347,9 @@ class Validator:
         return verdicts
 
     def _admitted(self, digest: bytes, ct: Ciphertext) -> None:
-        self.app.on_transaction(digest, now_ms())
+        arrived = now_ms()
+        self.app.on_transaction(digest, arrived)
+        self._arrivals.arrived(digest, arrived, self._committed_height)
         if self.driver is not None:
             self.driver.wakeup()
 
@@ -368,6 +376,7 @@ class Validator:
     def _on_commit(self, commit: Commit) -> None:
         order = self._order(commit)
         decoded = self.mempool.mark_committed(order)
+        self._observe_order(order, commit.block.height)
         now = time.monotonic()
         for digest in order:
             submitted = self._submitted.get(digest)
@@ -378,8 +387,26 @@ class Validator:
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         self.decryption.on_commit(commit, decoded)
 
+    def _observe_order(self, order: Sequence[bytes], height: int) -> None:
+        """Inclusion delay and inversions of a committed block, against our arrival log."""
+        self._committed_height = height
+        view = self._arrivals.committed(order, height)
+        for delay in view.delays:
+            self.metrics.inclusion_delay.observe(delay)
+        if view.pairs:
+            self.metrics.pairs.inc(view.pairs)
+            self.metrics.inversions.inc(view.inversions)
+
+    def _certified(self, height: int) -> None:
+        """Every height up to ``height`` is certified: what was submitted here is served."""
+        now = time.monotonic()
+        for namespace, submitted in self._certify_clock.certified(height):
+            latency = self.metrics.labelled(self.metrics.submit_to_certified, namespace)
+            latency.observe(now - submitted)
+
     def _decrypted(self, batch: DecryptedBatch) -> None:
         now = time.monotonic()
+        stamps: list[tuple[str, float]] = []
         for tx in batch.txs:
             self._awaiting_decryption.discard(tx.digest)
             if tx.plaintext is None:
@@ -390,6 +417,8 @@ class Validator:
             if submitted is not None:
                 latency = self.metrics.labelled(self.metrics.submit_to_decrypt, tx.namespace)
                 latency.observe(now - submitted)
+                stamps.append((tx.namespace, submitted))
+        self._certify_clock.decrypted(batch.height, stamps)
         self.decrypted_height = max(self.decrypted_height, batch.height)
         self.metrics.decrypted_height.set(self.decrypted_height)
         self.attestation.on_decrypted(batch)
