@@ -280,9 +280,10 @@ SITUATIONS = {
     # validator 1 commits on while its decrypted height stands still 60 blocks behind
     'seqnet_height{job="seqnet", instance="b:1", validator="1"}': "100+1x120",
     'seqnet_decrypted_height{job="seqnet", instance="b:1", validator="1"}': "40x120",
-    # validator 2 blames 3 share batches at t = 10 s; validator 3's decode rejections are no alert
-    'seqnet_messages_rejected_total{job="seqnet", instance="c:1", validator="2", '
-    'protocol="shares", reason="bad-share"}': "0x9 3x110",
+    # validator 2 blames 3 share batches of validator 0 at t = 10 s; validator 3's decode
+    # rejections are no alert
+    'seqnet_decryption_shares_invalid_total{job="seqnet", instance="c:1", validator="2", '
+    'sender="0"}': "0x9 3x110",
     'seqnet_messages_rejected_total{job="seqnet", instance="d:1", validator="3", '
     'protocol="shares", reason="decode"}': "0+1x120",
     # validator 3 decrypts everything in 1-2.5 s: p99 = 1 + 1.5 * 0.99 = 2.485 s
@@ -306,7 +307,7 @@ EXPECTED: list[tuple[str, int, list[tuple[dict[str, str], str]]]] = [
     (
         "SeqnetInvalidDecryptionShares",
         30,
-        [(_node(*C) | {"protocol": "shares", "reason": "bad-share"}, "")],
+        [({"sender": "0"}, "1")],
     ),
     ("SeqnetSubmitToDecryptLatencyHigh", 60, [({"validator": "3"}, "2.485s")]),
 ]

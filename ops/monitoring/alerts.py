@@ -45,8 +45,7 @@ def rules(*, n: int, quorum: int) -> list[Rule]:
         "histogram_quantile(0.99, sum by (validator, le) "
         f"(rate(seqnet_submit_to_decrypt_seconds_bucket{{{SELECT}}}[{LATENCY_WINDOW}])))"
     )
-    shares = 'protocol="shares", reason="bad-share"'
-    bad_shares = f"seqnet_messages_rejected_total{{{SELECT}, {shares}}}"
+    bad_shares = f"seqnet_decryption_shares_invalid_total{{{SELECT}}}"
     return [
         Rule(
             "SeqnetQuorumLost",
@@ -101,13 +100,14 @@ def rules(*, n: int, quorum: int) -> list[Rule]:
         ),
         Rule(
             "SeqnetInvalidDecryptionShares",
-            f"increase({bad_shares}[5m]) > 0",
+            f"count by (sender) (increase({bad_shares}[5m]) > 0)",
             1,
             "warning",
-            "validator {{ $labels.validator }} received invalid decryption shares",
-            "Share batches that failed their proofs were blamed while opening a batch: a "
-            "validator is faulty or malicious. The series does not name the sender (see "
-            "docs/metrics.md); decryption goes on while f+1 honest shares arrive.",
+            "validator {{ $labels.sender }} sent invalid decryption shares "
+            "(seen by {{ $value }} validators)",
+            "Its share batches failed their proofs when others combined them: it is faulty "
+            "or malicious (a wrong key share after a bad restore, or an attack). Decryption "
+            "goes on while f+1 honest validators share; replace its key share or the node.",
         ),
     ]
 
