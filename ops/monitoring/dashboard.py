@@ -59,6 +59,18 @@ def _rows() -> list[tuple[str, list[Panel]]]:
                 ),
                 ("Consensus round", "none", [(f"seqnet_round{{{SELECT}}}", per_node)], 8),
                 (
+                    "Failed rounds /s, by leader and cause (as the validators saw them)",
+                    "ops",
+                    [
+                        (
+                            "sum by (leader, cause) "
+                            f"(rate(seqnet_round_failures_total{{{SELECT}}}{RATE})) > 0",
+                            "leader {{leader}} {{cause}}",
+                        )
+                    ],
+                    8,
+                ),
+                (
                     "Round timeouts /s",
                     "ops",
                     [
@@ -90,12 +102,64 @@ def _rows() -> list[tuple[str, list[Panel]]]:
         (
             "Latency (measured at the validator that received the submission)",
             [
-                ("Submit -> commit", "s", _quantiles("seqnet_submit_to_commit_seconds"), 8),
-                ("Commit -> decrypted", "s", _quantiles("seqnet_commit_to_decrypt_seconds"), 8),
+                ("Submit -> commit", "s", _quantiles("seqnet_submit_to_commit_seconds"), 6),
+                ("Commit -> decrypted", "s", _quantiles("seqnet_commit_to_decrypt_seconds"), 6),
                 (
                     "Submit -> decrypted, by namespace",
                     "s",
                     _quantiles("seqnet_submit_to_decrypt_seconds", by="namespace"),
+                    6,
+                ),
+                (
+                    "Submit -> certified (served to rollups), by namespace",
+                    "s",
+                    _quantiles("seqnet_submit_to_certified_seconds", by="namespace"),
+                    6,
+                ),
+            ],
+        ),
+        (
+            "Fairness (each validator against its own arrival times)",
+            [
+                (
+                    "Inverted pairs in a block, share of pairs",
+                    "percentunit",
+                    [
+                        (
+                            f"rate(seqnet_order_inversions_total{{{SELECT}}}{RATE}) / "
+                            f"rate(seqnet_order_pairs_total{{{SELECT}}}{RATE})",
+                            per_node,
+                        )
+                    ],
+                    12,
+                ),
+                (
+                    "Inclusion delay (blocks from arrival to the ordering block)",
+                    "none",
+                    _quantiles("seqnet_inclusion_delay_blocks"),
+                    12,
+                ),
+            ],
+        ),
+        (
+            "Decryption shares, by sender (a withholding validator's rate drops to 0)",
+            [
+                (
+                    "Share batches received /s",
+                    "ops",
+                    [_by_sender("seqnet_decryption_shares_received_total")],
+                    8,
+                ),
+                (
+                    "Late share batches /s (over 1 s after the block's commit)",
+                    "ops",
+                    [_by_sender("seqnet_decryption_shares_late_total")],
+                    8,
+                ),
+                (
+                    "Invalid share batches /s (failed their proof)",
+                    "ops",
+                    [_by_sender("seqnet_decryption_shares_invalid_total")],
                     8,
                 ),
             ],
@@ -149,9 +213,12 @@ def _rows() -> list[tuple[str, list[Panel]]]:
             "Peers and messages",
             [
                 (
-                    "Connected peers",
+                    "Connected validators (of n - 1) and peers",
                     "none",
-                    [(f"seqnet_connected_peers{{{SELECT}}}", per_node)],
+                    [
+                        (f"seqnet_connected_validators{{{SELECT}}}", f"validators {per_node}"),
+                        (f"seqnet_connected_peers{{{SELECT}}}", f"all peers {per_node}"),
+                    ],
                     6,
                 ),
                 (
@@ -181,6 +248,11 @@ def _rows() -> list[tuple[str, list[Panel]]]:
             ],
         ),
     ]
+
+
+def _by_sender(counter: str) -> tuple[str, str]:
+    """Summed over the receiving validators: what each sender did, as the others saw it."""
+    return (f"sum by (sender) (rate({counter}{{{SELECT}}}{RATE}))", "from {{sender}}")
 
 
 def _by_reason(counter: str) -> tuple[str, str]:
