@@ -32,6 +32,7 @@ never keeps a validator away (py-libp2p's negative cache is lifted first).
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -49,6 +50,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
+from p2p.faults import FaultyLinks
 from p2p.framing import FrameError, FrameReader, frame
 from p2p.gossip import Gossip, MessageId, content_id
 from p2p.hello import GenesisMismatch, committee_id, exchange_hello, hello_frame
@@ -135,6 +137,7 @@ class ValidatorHost:
         self._genesis_id = genesis_id
         self.set_peers(peers)
         self._outbound: dict[tuple[int, str], Any] = {}
+        self.faults: FaultyLinks | None = None  # see inject_faults
         self._locks: dict[tuple[int, str], trio.Lock] = {}
         self.rejected: Counter[str] = Counter()  # the peer broke the protocol
         self.ignored: Counter[str] = Counter()  # not served, though the peer may be honest
@@ -153,8 +156,15 @@ class ValidatorHost:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Gossip and listen while the block runs; cancel it to stop."""
-        async with self.gossip.running(), self.host.run([multiaddr.Multiaddr(self._listen)]):
+        async with (
+            self.gossip.running(),
+            self.host.run([multiaddr.Multiaddr(self._listen)]),
+            trio.open_nursery() as nursery,
+        ):
+            if self.faults is not None:
+                nursery.start_soon(self.faults.run)
             yield
+            nursery.cancel_scope.cancel()
 
     def set_peers(self, peers: Sequence[tuple[str, str]]) -> None:
         """Validator i's (peer id, multiaddr): from genesis, or once test hosts listen."""
@@ -263,8 +273,18 @@ class ValidatorHost:
 
     # ------------------------------------------------------------ outbound
 
+    def inject_faults(self, rng: random.Random | None = None) -> FaultyLinks:
+        """From now on, outgoing frames pass the returned rules (test networks only)."""
+        self.faults = FaultyLinks(self._send_now, rng)
+        return self.faults
+
     async def send(self, to: int, payload: bytes, protocol: str = CONSENSUS_PROTOCOL) -> bool:
         """Send one frame to validator ``to``; False (and the stream dropped) on failure."""
+        if self.faults is not None:
+            return await self.faults.send(to, payload, protocol)
+        return await self._send_now(to, payload, protocol)
+
+    async def _send_now(self, to: int, payload: bytes, protocol: str) -> bool:
         key = (to, protocol)
         lock = self._locks.setdefault(key, trio.Lock())
         async with lock:
@@ -279,6 +299,8 @@ class ValidatorHost:
 
     async def request(self, to: int, payload: bytes) -> bytes | None:
         """A sync request to validator ``to``: its one-frame answer, or None on any failure."""
+        if self.faults is not None and self.faults.drops(to, SYNC_PROTOCOL):
+            return None
         try:
             with trio.fail_after(REQUEST_TIMEOUT_S):
                 stream = await self._new_stream(to, SYNC_PROTOCOL)

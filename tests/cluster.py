@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -100,14 +102,25 @@ def hostile(registry: object) -> dict[tuple[str, str], float]:
 class Processes:
     """N real `seqnet node` processes on 127.0.0.1 from a fresh `seqnet keygen`."""
 
-    def __init__(self, directory: pathlib.Path, n: int = 4, heartbeat_ms: int | None = None):
+    def __init__(
+        self,
+        directory: pathlib.Path,
+        n: int = 4,
+        heartbeat_ms: int | None = None,
+        test_network: bool = False,
+    ):
+        """``test_network``: ``keygen --test-network`` (admin endpoints, base + 3000 + i)."""
         self.dir, self.n = directory, n
-        base = free_base_port(n, (0, 1000, 2000))
+        base = free_base_port(n, (0, 1000, 2000, 3000) if test_network else (0, 1000, 2000))
+        options = ["--test-network"] if test_network else []
         subprocess.run(
-            seqnet("keygen", "--nodes", str(n), "--dir", str(directory), "--base-port", str(base)),
+            seqnet(
+                "keygen", "--nodes", str(n), "--dir", str(directory), "--base-port", str(base),
+                *options,
+            ),
             check=True,
             capture_output=True,
-        )
+        )  # fmt: skip
         if heartbeat_ms is not None:
             for i in range(n):
                 path = directory / f"node-{i}.toml"
@@ -208,3 +221,18 @@ def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def post_tx(address: str, data: bytes) -> tuple[int, Any]:
+    """POST one ciphertext; (HTTP status, JSON answer) also for refusals."""
+    request = urllib.request.Request(
+        f"http://{address}/v1/transactions",
+        data=data,
+        headers={"content-type": "application/cbor"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()

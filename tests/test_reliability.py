@@ -20,8 +20,6 @@ from __future__ import annotations
 import pathlib
 import random
 import subprocess
-import urllib.error
-import urllib.request
 from collections import Counter
 from typing import Any
 
@@ -29,23 +27,8 @@ from mev import kem
 from ops.health import metric_samples
 from sequencer_net.base import codec
 from sequencer_net.client.http import get_json
-from tests.cluster import Processes, committing, encrypted, seqnet, wait_until
+from tests.cluster import Processes, committing, encrypted, post_tx, seqnet, wait_until
 from tests.cluster import unopenable as unopenable_ciphertext
-
-
-def post_tx(address: str, data: bytes) -> tuple[int, Any]:
-    """POST one ciphertext; (HTTP status, JSON answer) also for refusals."""
-    request = urllib.request.Request(
-        f"http://{address}/v1/transactions",
-        data=data,
-        headers={"content-type": "application/cbor"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def tx_status(c: Processes, node: int, data: bytes) -> dict[str, Any]:

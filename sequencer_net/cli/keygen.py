@@ -41,6 +41,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "its /metrics on base-port + 2000 + i (default: 7100)",
     )
     p.add_argument(
+        "--test-network",
+        action="store_true",
+        help="mark the genesis as a test network: each validator gets an admin endpoint on "
+        "127.0.0.1 (base-port + 3000 + i, token in DIR/admin-token) to switch link faults "
+        "and Byzantine behaviour at run time (seqnet chaos); never for a real network",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="overwrite an existing network: genesis, keys, configs, and its databases are deleted",
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         base_port=args.base_port,
         force=args.force,
+        test_network=args.test_network,
     )
     t = genesis.threshold_key.threshold
     print(

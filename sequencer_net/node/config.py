@@ -15,6 +15,7 @@ database = "node-0.db"
 
 from __future__ import annotations
 
+import ipaddress
 import pathlib
 import tomllib
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ class NodeConfig:
     api: str | None = None
     metrics: str | None = None
     heartbeat_ms: int = HEARTBEAT_MS
+    # test networks only (the genesis must say test_network = 1; see node.admin)
+    admin: str | None = None  # loopback host:port of the admin endpoint
+    admin_token_file: pathlib.Path | None = None
+    misbehaviour: dict[str, Any] | None = None  # node.byzantine.Misbehaviour fields
 
     @classmethod
     def load(cls, path: pathlib.Path) -> NodeConfig:
@@ -65,6 +70,9 @@ class NodeConfig:
             "api",
             "metrics",
             "heartbeat_ms",
+            "admin",
+            "admin_token_file",
+            "misbehaviour",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -83,6 +91,7 @@ class NodeConfig:
                 api=_address(data, "api"),
                 metrics=_address(data, "metrics"),
                 heartbeat_ms=_positive(data.get("heartbeat_ms", HEARTBEAT_MS), "heartbeat_ms"),
+                **_test_network_settings(data, base),
             )
         except KeyError as exc:
             raise ConfigError(f"{path}: missing setting {exc}") from None
@@ -98,11 +107,36 @@ class NodeConfig:
             f"base_timeout_ms = {self.base_timeout_ms}",
             f'policy = "{self.policy}"',
         ]
-        for key in ("listen", "api", "metrics"):
+        for key in ("listen", "api", "metrics", "admin"):
             value = getattr(self, key)
             if value:
                 lines.append(f'{key} = "{value}"')
+        if self.admin_token_file is not None:
+            lines.append(f'admin_token_file = "{rel(self.admin_token_file)}"')
         return "\n".join(lines) + "\n"
+
+
+def _test_network_settings(data: dict[str, Any], base: pathlib.Path) -> dict[str, Any]:
+    """``admin``, its token file, ``misbehaviour``: checked here, allowed by the genesis later."""
+    admin = _address(data, "admin")
+    if admin is not None:
+        if not _is_loopback(admin):
+            raise ConfigError(f"admin: {admin} is not a loopback address (127.0.0.1 or ::1)")
+        if "admin_token_file" not in data:
+            raise ConfigError("admin: needs admin_token_file (the token every request carries)")
+    token = base / _text(data, "admin_token_file") if "admin_token_file" in data else None
+    misbehaviour = data.get("misbehaviour")
+    if misbehaviour is not None and not isinstance(misbehaviour, dict):
+        raise ConfigError("misbehaviour: expected a table, e.g. {withhold_shares = true}")
+    return {"admin": admin, "admin_token_file": token, "misbehaviour": misbehaviour}
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _text(data: dict[str, Any], key: str) -> str:

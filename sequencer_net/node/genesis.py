@@ -35,6 +35,7 @@ GENESIS_FORMAT = "seqnet-genesis/1"
 KEY_FORMAT = "seqnet-node-key/1"
 MAX_FILE_BYTES = 1024 * 1024
 DEFAULT_NAMESPACES = ("rollup-a", "rollup-b")
+TEST_NETWORK_PARAM = "test_network"  # params.test_network = 1: see ``is_test_network``
 GENESIS_FIELDS = ("format", "chain_id", "n", "f", "validators", "threshold", "namespaces", "params")
 VALIDATOR_FIELDS = ("index", "public_key", "peer_id", "address")
 THRESHOLD_FIELDS = ("t", "public_key", "verification_keys")
@@ -64,6 +65,11 @@ class Genesis:
     @property
     def f(self) -> int:
         return max_faulty(self.n)
+
+    @property
+    def is_test_network(self) -> bool:
+        """Marked for chaos tests: validators may take link faults and misbehave on request."""
+        return self.params.get(TEST_NETWORK_PARAM) == 1
 
     def committee(self) -> Committee:
         return Committee.of(self.chain_id, [v.public_key for v in self.validators])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import secrets
 from dataclasses import dataclass
 
 from sequencer_net.node import genesis as gen
@@ -23,6 +24,8 @@ from sequencer_net.node.storage import StorageError, Store
 
 API_PORT_OFFSET = 1000  # validator i serves its HTTP API on base-port + 1000 + i
 METRICS_PORT_OFFSET = 2000  # and /metrics on base-port + 2000 + i
+ADMIN_PORT_OFFSET = 3000  # and, on a test network, its admin endpoint on base-port + 3000 + i
+ADMIN_TOKEN_FILE = "admin-token"  # a test network's admin token, shared by its validators
 
 
 class NetworkFilesError(RuntimeError):
@@ -38,19 +41,31 @@ def write_network(
     host: str = "127.0.0.1",
     base_port: int = 7100,
     force: bool = False,
+    test_network: bool = False,
 ) -> gen.Genesis:
     """Genesis, key files, and per validator a config (API and metrics ports) and a database.
 
     ``force`` replaces an existing network: its databases are deleted, their
-    history means nothing to the new keys.
+    history means nothing to the new keys. ``test_network``: the genesis says
+    so, and each validator gets an admin endpoint on 127.0.0.1 behind a token
+    written to ``ADMIN_TOKEN_FILE`` (faults and misbehaviour for chaos tests).
     """
+    params = {gen.TEST_NETWORK_PARAM: 1} if test_network else {}
     try:
         genesis, keys = gen.create(
-            nodes, chain_id=chain_id, namespaces=namespaces, host=host, base_port=base_port
+            nodes,
+            chain_id=chain_id,
+            namespaces=namespaces,
+            host=host,
+            base_port=base_port,
+            params=params,
         )
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         gen.write(directory, genesis, keys, force=force)
         (directory / "genesis.json").chmod(0o644)
+        token = directory / ADMIN_TOKEN_FILE
+        if test_network:
+            write_private(token, secrets.token_hex(32))
         for k in keys:
             config = NodeConfig(
                 directory / "genesis.json",
@@ -58,6 +73,10 @@ def write_network(
                 directory / f"node-{k.index}.db",
                 api=f"{host}:{base_port + API_PORT_OFFSET + k.index}",
                 metrics=f"{host}:{base_port + METRICS_PORT_OFFSET + k.index}",
+                admin=f"127.0.0.1:{base_port + ADMIN_PORT_OFFSET + k.index}"
+                if test_network
+                else None,
+                admin_token_file=token if test_network else None,
             )
             write_private(directory / f"node-{k.index}.toml", config.to_toml(directory))
             if force:
@@ -91,6 +110,7 @@ class Member:
     api: str
     metrics: str
     listen: str
+    admin: str | None = None  # test networks only
 
 
 def members(directory: pathlib.Path) -> list[Member]:
@@ -106,7 +126,7 @@ def members(directory: pathlib.Path) -> list[Member]:
         if not config.api:
             raise NetworkFilesError(f"{path}: no api address, so the cluster cannot watch it")
         listen = config.listen or genesis.validators[i].address
-        out.append(Member(i, path, config.api, config.metrics or "", listen))
+        out.append(Member(i, path, config.api, config.metrics or "", listen, config.admin))
     return out
 
 

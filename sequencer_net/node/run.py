@@ -6,9 +6,11 @@ import gc
 import logging
 import signal
 import sys
+from typing import Any
 
 import trio
 
+from sequencer_net.node.byzantine import Misbehaviour
 from sequencer_net.node.config import NodeConfig
 from sequencer_net.node.genesis import fingerprint, load_genesis, load_keys
 from sequencer_net.node.logs import event
@@ -44,6 +46,7 @@ async def run_node(config: NodeConfig, new_node: bool = False) -> None:
         api=config.api,
         metrics=config.metrics,
         new_node=new_node,
+        **_test_network_settings(config),
     )
     validator = Validator(genesis, keys, store, settings)
     event(
@@ -88,3 +91,21 @@ async def _report_progress(validator: Validator) -> None:
             mempool=status["mempool"],
             peers=status["peers"],
         )
+
+
+def _test_network_settings(config: NodeConfig) -> dict[str, Any]:
+    """The admin endpoint's token and the misbehaviour, read and checked (raises ValueError)."""
+    misbehaviour = (
+        None if config.misbehaviour is None else Misbehaviour.from_json(config.misbehaviour)
+    )
+    token = ""
+    if config.admin_token_file is not None:
+        try:
+            token = config.admin_token_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"admin_token_file {config.admin_token_file}: {exc.strerror}"
+            ) from None
+        if len(token) < 32:
+            raise ValueError(f"admin_token_file {config.admin_token_file}: under 32 characters")
+    return {"admin": config.admin, "admin_token": token, "misbehaviour": misbehaviour}

@@ -46,8 +46,11 @@ from ordering.safety import SafetyState
 from ordering.validation import MessageValidator
 from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL, ValidatorHost
 from sequencer_net.base.codec import DecodeError
+from sequencer_net.node.admin import ChaosHooks
+from sequencer_net.node.admin import install as install_chaos_hooks
 from sequencer_net.node.attestation import Attestation
 from sequencer_net.node.batches import CertifiedBatches
+from sequencer_net.node.byzantine import Misbehaviour
 from sequencer_net.node.catchup import CatchUp, SyncServer
 from sequencer_net.node.config import HEARTBEAT_MS
 from sequencer_net.node.decryption import DecryptionService, read_payload
@@ -77,6 +80,10 @@ class Settings:
     metrics: str | None = None  # host:port of /metrics
     retention: int = RETENTION  # committed blocks kept in memory to serve peers' block requests
     new_node: bool = False  # the operator says: this validator never ran (its store may be new)
+    # test networks only (node.admin): admin endpoint, its token, misbehaviour at start
+    admin: str | None = None
+    admin_token: str = ""
+    misbehaviour: Misbehaviour | None = None
 
 
 class Validator:
@@ -165,6 +172,9 @@ class Validator:
         self.api_address = self.metrics_address = ""
         self.decrypted_height = store.decrypted_tip()  # certified_height never exceeds it
         self.genesis_fingerprint = fingerprint(genesis)  # in every status answer
+        self.chaos: ChaosHooks | None = None  # faults and misbehaviour: test networks only
+        if settings.admin or settings.misbehaviour is not None:
+            self.chaos = install_chaos_hooks(self, settings.misbehaviour or Misbehaviour())
 
     # ------------------------------------------------------------ running
 
@@ -186,6 +196,7 @@ class Validator:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``started`` once the core runs and the API listens."""
+        from sequencer_net.node.admin import admin_app
         from sequencer_net.node.api import build_app, metrics_app, serve_http
 
         async with self.host.running(), trio.open_nursery() as nursery:
@@ -197,6 +208,11 @@ class Validator:
             if self.settings.metrics:
                 binds = await nursery.start(serve_http, metrics_app(self), self.settings.metrics)
                 self.metrics_address = binds[0]
+            if self.chaos is not None:
+                nursery.start_soon(self.chaos.byzantine.run)
+                if self.settings.admin:
+                    app = admin_app(self.chaos, self.settings.admin_token)
+                    await nursery.start(serve_http, app, self.settings.admin)
             nursery.start_soon(self.ingress.check_loop)
             nursery.start_soon(self.ingress.relay_loop)
             await self._refuse_lost_state()
