@@ -321,3 +321,48 @@ def test_a_node_cut_off_through_the_admin_endpoint_stalls_and_catches_up_when_he
     finally:
         c.stop_all()
     assert c.exit_codes == [0, 0, 0, 0]
+
+
+def committed_hash(c: Processes, i: int, height: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://{c.api(i)}/v1/blocks/{height}", timeout=5) as answer:
+            return str(json.loads(answer.read())["block_hash"])
+    except urllib.error.HTTPError:
+        return None
+
+
+def batch_digests(c: Processes, i: int, height: int) -> list[str] | None:
+    try:
+        with urllib.request.urlopen(f"http://{c.api(i)}/v1/batches/{height}", timeout=5) as answer:
+            return [tx["digest"] for tx in json.loads(answer.read())["transactions"]]
+    except urllib.error.HTTPError:
+        return None
+
+
+def test_a_broken_build_serves_a_history_of_its_own_and_the_api_shows_it(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The deliberately broken build (node 3 stores batches reversed): the chain agrees
+    (``/v1/blocks``), the delivered batches do not (``/v1/batches``), and its headers
+    never gather a quorum. What a chaos checker must report, shown by hand first."""
+    c = Processes(tmp_path, test_network=True)
+    config = tmp_path / "node-3.toml"
+    config.write_text(config.read_text() + "misbehaviour = {reorder_batches = true}\n")
+    c.start_all()
+    try:
+        c.wait_committing()
+        status, mode = admin(c, 3, "PUT", "/admin/misbehaviour", {"garbage": False})
+        assert status == 200 and mode["reorder_batches"] is True  # kept: fixed at start
+        assert admin(c, 3, "PUT", "/admin/misbehaviour", {"reorder_batches": False})[0] == 400
+        decrypt_some(c, count=20)
+        top = min(c.height(i) for i in range(4))
+        heights = [h for h in range(1, top + 1) if len(batch_digests(c, 0, h) or []) >= 2]
+        assert heights, "no height with two transactions to tell the orders apart"
+        for h in heights:
+            honest = batch_digests(c, 0, h)
+            assert batch_digests(c, 1, h) == honest == batch_digests(c, 2, h)
+            assert batch_digests(c, 3, h) == list(reversed(honest or []))
+            assert len({committed_hash(c, i, h) for i in range(4)}) == 1  # one chain
+        assert c.certified(3) < min(heights) <= c.certified(0)
+    finally:
+        c.stop_all()

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from p2p.faults import BadFault, FaultyLinks, LinkFault
-from sequencer_net.node.byzantine import BadMisbehaviour, ByzantineOutbox, Misbehaviour
+from sequencer_net.node.byzantine import BadMisbehaviour, ByzantineOutbox, Misbehaviour, reordered
 
 if TYPE_CHECKING:
     from sequencer_net.node.validator import Validator
@@ -72,7 +72,12 @@ def admin_app(hooks: ChaosHooks, token: str) -> Starlette:
         return JSONResponse(hooks.byzantine.mode.to_json())
 
     async def put_misbehaviour(request: Request) -> Response:
-        hooks.byzantine.mode = Misbehaviour.from_json(await _json(request))
+        doc = await _json(request)
+        fixed = hooks.byzantine.mode.reorder_batches
+        if isinstance(doc, dict) and doc.setdefault("reorder_batches", fixed) != fixed:
+            raise BadMisbehaviour("reorder_batches: set in the node's config, at start only")
+        mode = Misbehaviour.from_json(doc)
+        hooks.byzantine.mode = mode
         return await get_misbehaviour(request)
 
     def guarded(handler: Handler) -> Handler:
@@ -120,4 +125,7 @@ def install(v: Validator, misbehaviour: Misbehaviour) -> ChaosHooks:
         v.outboxes.post, v.peers, v.me, v.keys.signing_key, v.genesis.chain_id, misbehaviour
     )
     v.outboxes.post = byzantine.post  # type: ignore[method-assign]
+    if misbehaviour.reorder_batches:  # the broken build: what it stores is what it serves
+        save_batch = v.store.save_batch
+        v.store.save_batch = lambda batch: save_batch(reordered(batch))  # type: ignore[method-assign]
     return ChaosHooks(faults, byzantine, v.genesis.n)

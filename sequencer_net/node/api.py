@@ -113,6 +113,14 @@ class DecryptedBatch(BaseModel):
     transactions: list[DecryptedTransaction]
 
 
+class CommittedBlock(BaseModel):
+    height: int
+    block_hash: str = Field(description="hex; the same at this height on every honest node")
+    round: int
+    proposer: int
+    transactions: int = Field(description="transactions the block orders")
+
+
 REFUSALS = {
     400: "malformed request; `error` says what is wrong",
     404: "not found",
@@ -292,6 +300,24 @@ def build_app(v: Validator) -> FastAPI:
                 for i, tx in enumerate(found.txs)
                 if namespace is None or tx.namespace == namespace
             ],
+        }
+
+    @app.get(
+        "/v1/blocks/{height}",
+        summary="The block this node committed at a height (what agreement is checked on)",
+        responses={200: {"model": CommittedBlock}, **refusals(400, 404, e404="not committed")},
+    )
+    async def block(height: int = Path(ge=1, le=MAX_HEIGHT)) -> Any:
+        commits = await trio.to_thread.run_sync(v.reader.commits, height, 1)
+        if not commits or commits[0].block.height != height:
+            return refusal(404, "not committed")
+        commit = commits[0]
+        return {
+            "height": height,
+            "block_hash": commit.block_hash.hex(),
+            "round": commit.block.round,
+            "proposer": commit.block.proposer,
+            "transactions": len(v.order_of(commit)),
         }
 
     add_rollup_routes(app, v)

@@ -15,7 +15,11 @@ Behaviours (``Misbehaviour`` fields):
   namespace (the fair order says they belong there, so honest replicas refuse);
 - ``equivocate``: as leader, send every other peer a conflicting block (empty);
 - ``lie_reports``: order reports that claim the newest transactions came first;
-- ``garbage``: every 100 ms, a frame of random bytes on each protocol to each peer.
+- ``garbage``: every 100 ms, a frame of random bytes on each protocol to each peer;
+- ``reorder_batches`` (at start only): a BROKEN build, not an attack: the node
+  stores and serves every decrypted batch in reverse order. Its history differs
+  from everyone else's at every height with two or more transactions (its batch
+  headers never get a quorum): the fork the chaos checkers must report.
 
 Honest validators must stay safe and live through any of them from up to f
 validators, and name the culprit in their metrics where they can.
@@ -42,7 +46,7 @@ from p2p.host import CONSENSUS_PROTOCOL, SHARES_PROTOCOL, TX_PROTOCOL
 from sequencer_net.base import codec
 from sequencer_net.base.codec import DecodeError
 from sequencer_net.base.signing import Signed, SigningKey
-from sequencer_net.node.wire import SHARES
+from sequencer_net.node.wire import SHARES, DecryptedBatch
 
 Post = Callable[[int, bytes, str], None]
 GARBAGE_EVERY_S = 0.1
@@ -61,6 +65,7 @@ class Misbehaviour:
     equivocate: bool = False
     lie_reports: bool = False
     garbage: bool = False
+    reorder_batches: bool = False  # read at start only
 
     @classmethod
     def from_json(cls, doc: Any) -> Misbehaviour:
@@ -185,3 +190,9 @@ class ByzantineOutbox:
         lying = struct.pack(f">{len(times)}Q", *reversed(times))
         forged = dataclasses.replace(report, times=lying)
         return codec.encode(self._key.sign(forged, self._chain_id, self.me), Signed[OrderReport])
+
+
+def reordered(batch: DecryptedBatch) -> DecryptedBatch:
+    """``batch`` with its transactions (and their keys) in reverse order: the broken build."""
+    keys = tuple(reversed(batch.keys)) if len(batch.keys) == len(batch.txs) else batch.keys
+    return dataclasses.replace(batch, txs=tuple(reversed(batch.txs)), keys=keys)

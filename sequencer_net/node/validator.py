@@ -129,7 +129,7 @@ class Validator:
         self.app = self._new_app()
         checker = MessageValidator(committee)
         self.catchup = CatchUp(
-            checker, store, self.peers, self.host.request, self._on_commit, self._order
+            checker, store, self.peers, self.host.request, self._on_commit, self.order_of
         )
         self.attestation = Attestation(
             committee,
@@ -324,7 +324,7 @@ class Validator:
             metrics=self.metrics,
             on_commit=self._on_commit,
             before_event=lambda: self.app.observe_time(now_ms()),
-            ordered=self._order,
+            ordered=self.order_of,
         )
 
     async def _heartbeat(self) -> None:
@@ -383,14 +383,15 @@ class Validator:
             return held[1]
         return read_payload(commit.block.payload)
 
-    def _order(self, commit: Commit) -> tuple[bytes, ...]:
+    def order_of(self, commit: Commit) -> tuple[bytes, ...]:
+        """The digests a committed block orders (none if its payload does not decode)."""
         try:
             return self._payload_of(commit).order
         except DecodeError:
             return ()
 
     def _on_commit(self, commit: Commit) -> None:
-        order = self._order(commit)
+        order = self.order_of(commit)
         decoded = self.mempool.mark_committed(order)
         self._observe_order(order, commit.block.height)
         now = time.monotonic()
