@@ -73,10 +73,19 @@ def node_status(member: Member) -> dict[str, Any] | None:
 
 def metric_samples(member: Member, name: str) -> list[Sample]:
     """Every sample called ``name`` on the node's ``/metrics`` (raises OSError, HTTPException)."""
+    return metric_page(member).get(name, [])
+
+
+def metric_page(member: Member, timeout: float = 5.0) -> dict[str, list[Sample]]:
+    """One scrape of the node's ``/metrics``: every sample by its name (``..._total`` for a
+    counter's value); raises OSError, HTTPException."""
     url = f"http://{member.metrics}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    families = text_string_to_metric_families(text)
-    return [sample for family in families for sample in family.samples if sample.name == name]
+    text = urllib.request.urlopen(url, timeout=timeout).read().decode()
+    page: dict[str, list[Sample]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            page.setdefault(sample.name, []).append(sample)
+    return page
 
 
 def is_committing(status: dict[str, Any] | None, n: int) -> bool:

@@ -71,10 +71,10 @@ def make_txs(
     return out
 
 
-def submit_batch(address: str, txs: list[Tx]) -> list[str]:
+def submit_batch(address: str, txs: list[Tx], timeout: float = 10.0) -> list[str]:
     """Submit in one request; the node's verdict per transaction ("pending" = accepted)."""
     body = cbor2.dumps([tx.data for tx in txs])
-    answer = post(address, BATCH_PATH, body)
+    answer = post(address, BATCH_PATH, body, timeout=timeout)
     return [r["status"] for r in answer["results"]]
 
 
@@ -185,8 +185,9 @@ class RollupFollower(JsonLinesChild):
     transaction digest to (``time.monotonic()`` when its ``VerifiedBatch`` was
     handed to the reader, height): the clock is system-wide, so it compares
     with submit times taken here. ``latest`` is the last height read per
-    namespace. The child exits when its stdin closes (:meth:`stop`, or this
-    process dying).
+    namespace. ``stall_s``: a node that sends no new height for this long is
+    left for the next (the client library's default when None). The child
+    exits when its stdin closes (:meth:`stop`, or this process dying).
     """
 
     def __init__(
@@ -196,12 +197,15 @@ class RollupFollower(JsonLinesChild):
         from_height: int,
         nodes: Sequence[str],
         carrier: str = "websocket",
+        stall_s: float | None = None,
     ) -> None:
         self.seen: dict[bytes, tuple[float, int]] = {}
         self.latest: dict[str, int] = {}
         self._cpu_t: list[float] = []  # when each CPU sample was taken (monotonic)
         self._cpu_s: list[float] = []  # the child's CPU seconds (user + system) then
         command = [sys.executable, "-m", "ops.load", "follow", str(genesis_path)]
+        if stall_s is not None:
+            command.insert(4, f"--stall-s={stall_s:g}")
         super().__init__([*command, str(from_height), ",".join(nodes), carrier, *namespaces])
 
     def _on_message(self, message: dict[str, Any]) -> None:
@@ -326,24 +330,31 @@ def _sink() -> None:
 
 
 async def _follow(
-    genesis: Genesis, namespaces: Sequence[str], start: int, nodes: list[str], carrier: Any
+    genesis: Genesis,
+    namespaces: Sequence[str],
+    start: int,
+    nodes: list[str],
+    carrier: Any,
+    stall_s: float | None = None,
 ) -> None:
     """(child) One Subscription per namespace; a JSON line per verified batch and CPU sample."""
     import trio
 
-    from sequencer_net.client.subscribe import Subscription
+    from sequencer_net.client.subscribe import STALL_S, Subscription
 
     def emit(message: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
         sys.stdout.flush()
 
     async def follow(namespace: str) -> None:
-        sub = Subscription(genesis, namespace, start, nodes, carrier=carrier)
+        stall = STALL_S if stall_s is None else stall_s
+        sub = Subscription(genesis, namespace, start, nodes, carrier=carrier, stall_s=stall)
         async with sub.batches() as batches:
             async for batch in batches:
                 arrived = time.monotonic()
                 digests = [leaf.digest.hex() for leaf in batch.leaves]
-                emit({"ns": namespace, "h": batch.height, "t": arrived, "d": digests})
+                header = batch.batch_hash.hex()
+                emit({"ns": namespace, "h": batch.height, "t": arrived, "d": digests, "b": header})
 
     async def sample_cpu() -> None:
         while True:
@@ -364,18 +375,22 @@ async def _follow(
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m ops.load follow GENESIS FROM_HEIGHT NODE[,NODE...] CARRIER NAMESPACE...``
-    or ``python -m ops.load sink``."""
+    """``python -m ops.load follow [--stall-s=S] GENESIS FROM_HEIGHT NODE[,NODE...] CARRIER
+    NAMESPACE...`` or ``python -m ops.load sink``."""
     if argv == ["sink"]:
         _sink()
         return 0
+    stall_s = None
+    if len(argv) > 1 and argv[1].startswith("--stall-s="):
+        stall_s = float(argv[1].partition("=")[2])
+        argv = [argv[0], *argv[2:]]
     if len(argv) < 6 or argv[0] != "follow":
         print(main.__doc__, file=sys.stderr)
         return 2
     import trio
 
     genesis = load_genesis(Path(argv[1]))
-    trio.run(_follow, genesis, argv[5:], int(argv[2]), argv[3].split(","), argv[4])
+    trio.run(_follow, genesis, argv[5:], int(argv[2]), argv[3].split(","), argv[4], stall_s)
     return 0
 
 

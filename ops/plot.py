@@ -3,7 +3,9 @@
 The bench's table gives the numbers; the picture shows where latency bends: how
 p50 and p99 (to decrypted, and verified at the rollup) climb as the offered load
 nears the saturation throughput, drawn as a vertical line. Hand-written SVG, so
-that the bench needs no plotting library.
+that the bench needs no plotting library. The small SVG helpers (``svg_text``,
+``svg_line``, ``svg_document``, ``log_ticks``, ``nice_step``) are shared with the
+chaos report's timeline (``ops/chaos/report.py``).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     return [t for t in candidates if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
 
 
-def _nice_step(span: float) -> float:
+def nice_step(span: float) -> float:
     """A 1-2-5 step giving at most ``MAX_X_TICKS`` intervals over ``span`` (> 0)."""
     raw = span / MAX_X_TICKS
     magnitude = 10.0 ** math.floor(math.log10(raw))
@@ -119,7 +121,7 @@ def frame(result: dict[str, Any]) -> Frame:
     """Ranges holding every plotted point and the saturation line (never empty)."""
     xs = [_offered(row) for row in result.get("rates", [])] + [saturation_tps(result) or 0.0]
     x_top = 1.05 * max((x for x in xs if x > 0), default=1.0)  # room right; NaN is not > 0
-    step = _nice_step(x_top)
+    step = nice_step(x_top)
     x_max = step * math.ceil(x_top * (1 - 1e-9) / step)
     latencies = [ms for s in SERIES for _, ms in points(result, s.key)]
     if not latencies:
@@ -134,19 +136,19 @@ def _number(value: float) -> str:
     return f"{value:g}" if value < 1e6 else f"{value:.0f}"
 
 
-def _attrs(attrs: dict[str, str]) -> str:
+def svg_attrs(attrs: dict[str, str]) -> str:
     """Keyword arguments as SVG attributes: ``text_anchor`` is ``text-anchor``, ``class_`` class."""
     return "".join(f" {k.rstrip('_').replace('_', '-')}={quoteattr(v)}" for k, v in attrs.items())
 
 
-def _text(x: float, y: float, content: str, **attrs: str) -> str:
-    return f'<text x="{x:.1f}" y="{y:.1f}"{_attrs(attrs)}>{escape(content)}</text>'
+def svg_text(x: float, y: float, content: str, **attrs: str) -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}"{svg_attrs(attrs)}>{escape(content)}</text>'
 
 
-def _line(x1: float, y1: float, x2: float, y2: float, stroke: str, **attrs: str) -> str:
+def svg_line(x1: float, y1: float, x2: float, y2: float, stroke: str, **attrs: str) -> str:
     return (
         f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-        f'stroke="{stroke}"{_attrs(attrs)}/>'
+        f'stroke="{stroke}"{svg_attrs(attrs)}/>'
     )
 
 
@@ -157,31 +159,31 @@ def _x_ticks(f: Frame) -> list[float]:
 def _grid(f: Frame) -> list[str]:
     """Light lines at every tick, under everything else."""
     out = ['<g class="grid">']
-    out += [_line(f.x(tps), TOP, f.x(tps), BOTTOM, "#e5e5e5") for tps in _x_ticks(f)]
-    out += [_line(LEFT, f.y(ms), RIGHT, f.y(ms), "#e5e5e5") for ms in log_ticks(f.y_lo, f.y_hi)]
+    out += [svg_line(f.x(tps), TOP, f.x(tps), BOTTOM, "#e5e5e5") for tps in _x_ticks(f)]
+    out += [svg_line(LEFT, f.y(ms), RIGHT, f.y(ms), "#e5e5e5") for ms in log_ticks(f.y_lo, f.y_hi)]
     return [*out, "</g>"]
 
 
 def _x_axis(f: Frame) -> list[str]:
-    out = ['<g class="x-axis">', _line(LEFT, BOTTOM, RIGHT, BOTTOM, "black")]
+    out = ['<g class="x-axis">', svg_line(LEFT, BOTTOM, RIGHT, BOTTOM, "black")]
     for tps in _x_ticks(f):
         x = f.x(tps)
-        out.append(_line(x, BOTTOM, x, BOTTOM + 5, "black"))
-        out.append(_text(x, BOTTOM + 18, _number(tps), text_anchor="middle", class_="x-tick"))
+        out.append(svg_line(x, BOTTOM, x, BOTTOM + 5, "black"))
+        out.append(svg_text(x, BOTTOM + 18, _number(tps), text_anchor="middle", class_="x-tick"))
     label = "offered load (tx/s)"
-    out.append(_text((LEFT + RIGHT) / 2, BOTTOM + 42, label, text_anchor="middle"))
+    out.append(svg_text((LEFT + RIGHT) / 2, BOTTOM + 42, label, text_anchor="middle"))
     return [*out, "</g>"]
 
 
 def _y_axis(f: Frame) -> list[str]:
-    out = ['<g class="y-axis">', _line(LEFT, TOP, LEFT, BOTTOM, "black")]
+    out = ['<g class="y-axis">', svg_line(LEFT, TOP, LEFT, BOTTOM, "black")]
     for ms in log_ticks(f.y_lo, f.y_hi):
         y = f.y(ms)
-        out.append(_line(LEFT - 5, y, LEFT, y, "black"))
-        out.append(_text(LEFT - 8, y + 4, _number(ms), text_anchor="end", class_="y-tick"))
+        out.append(svg_line(LEFT - 5, y, LEFT, y, "black"))
+        out.append(svg_text(LEFT - 8, y + 4, _number(ms), text_anchor="end", class_="y-tick"))
     mid = (TOP + BOTTOM) / 2
     out.append(
-        _text(20, mid, "latency (ms, log scale)", text_anchor="middle",
+        svg_text(20, mid, "latency (ms, log scale)", text_anchor="middle",
               transform=f"rotate(-90 20 {mid:.1f})")
     )  # fmt: skip
     return [*out, "</g>"]
@@ -207,8 +209,8 @@ def _saturation(f: Frame, tps: float) -> list[str]:
     anchor = "end" if left else "start"
     return [
         '<g class="saturation">',
-        _line(x, TOP, x, BOTTOM, "#555555", stroke_width="1.5", stroke_dasharray="4,4"),
-        _text(x - 5 if left else x + 5, TOP + 14, label, text_anchor=anchor),
+        svg_line(x, TOP, x, BOTTOM, "#555555", stroke_width="1.5", stroke_dasharray="4,4"),
+        svg_text(x - 5 if left else x + 5, TOP + 14, label, text_anchor=anchor),
         "</g>",
     ]
 
@@ -218,9 +220,9 @@ def _legend() -> list[str]:
     for k, series in enumerate(SERIES):
         y = TOP + 10 + 22 * k
         dash = {"stroke_dasharray": DASH} if series.dashed else {}
-        out.append(_line(RIGHT + 20, y, RIGHT + 50, y, series.colour, stroke_width="2", **dash))
+        out.append(svg_line(RIGHT + 20, y, RIGHT + 50, y, series.colour, stroke_width="2", **dash))
         out.append(f'<circle cx="{RIGHT + 35}" cy="{y}" r="3.5" fill="{series.colour}"/>')
-        out.append(_text(RIGHT + 58, y + 4, series.label))
+        out.append(svg_text(RIGHT + 58, y + 4, series.label))
     return [*out, "</g>"]
 
 
@@ -239,12 +241,17 @@ def latency_svg(result: dict[str, Any]) -> str:
     if sat is not None:
         body += _saturation(f, sat)
     body += _legend()
+    return svg_document(WIDTH, HEIGHT, title(result), body)
+
+
+def svg_document(width: int, height: int, heading: str, body: Sequence[str]) -> str:
+    """A standalone SVG document: white background, ``heading`` centred on top, ``body``."""
     head = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        _text(WIDTH / 2, 26, title(result), text_anchor="middle", font_size="15"),
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        svg_text(width / 2, 26, heading, text_anchor="middle", font_size="15"),
     ]
     return "\n".join([*head, *body, "</svg>"]) + "\n"
 

@@ -21,6 +21,7 @@ import ctypes
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -65,7 +66,7 @@ def running_pids(directory: pathlib.Path) -> list[int]:
     """Node processes of ``directory``: by config where /proc exists, else as recorded."""
     if HAVE_PROCFS:
         return sorted(pid for pids in node_processes(directory).values() for pid in pids)
-    return [pid for pid in _pids(directory / STATE_FILE) if _alive(pid)]
+    return [pid for pid in _pids(directory / STATE_FILE) if alive(pid)]
 
 
 def config_argument(argv: list[str]) -> str | None:
@@ -127,6 +128,25 @@ def start(
     return procs
 
 
+def start_node(
+    directory: pathlib.Path, index: int, log_level: str = "info", *, detach: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start validator ``index`` of ``directory`` alone, exactly as `start` starts each one.
+
+    For bringing one node back (after a crash, or a chaos run's SIGKILL) with its
+    config and data as they are; refuses while a process of that node still runs.
+    """
+    running = node_processes(directory).get(index, []) if HAVE_PROCFS else []
+    if running:
+        raise ClusterError(f"node {index} of {directory} is running (pids {running})")
+    nodes = members(directory)
+    if not 0 <= index < len(nodes):
+        raise ClusterError(f"{directory} has no node {index} (nodes 0..{len(nodes) - 1})")
+    _check_ports_free([nodes[index]])
+    preexec = None if detach else die_with_parent()
+    return _spawn(directory, nodes[index], log_level, detach, preexec)
+
+
 def _spawn(
     directory: pathlib.Path,
     m: Member,
@@ -186,9 +206,9 @@ def terminate(pids: list[int], grace_s: float) -> list[int]:
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    stubborn = [pid for pid in pids if _alive(pid)]
+    stubborn = [pid for pid in pids if alive(pid)]
     for pid in stubborn:
         _signal(pid, signal.SIGKILL)
     return stubborn
@@ -243,7 +263,7 @@ def _pids(state: pathlib.Path) -> list[int]:
         return []
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running (a zombie, exited but not yet reaped by its parent, is not)."""
     try:
         os.kill(pid, 0)
@@ -256,6 +276,27 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc: cannot tell a zombie
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def free_base_port(n: int, low: int = 20_000, high: int = 30_000) -> int:
+    """A base port whose libp2p, API and metrics ports (``+ i``, ``+ 1000 + i``, ``+ 2000 + i``)
+    are free for ``n`` validators; from [low, high), below the ephemeral range."""
+    for _ in range(200):
+        base = random.randrange(low, high)
+        ports = [base + offset + i for offset in (0, 1000, 2000) for i in range(n)]
+        if all(_port_free("127.0.0.1", port) for port in ports):
+            return base
+    raise ClusterError(f"no {n} free ports at base + 0, 1000 and 2000 in [{low}, {high})")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _check_ports_free(nodes: list[Member]) -> None:

@@ -3,9 +3,10 @@
 An operator writes these by hand, so every mistake is refused with a line that
 names the file, the key and what would be right: an unknown key (a typo would
 otherwise silently drop a fault), a window outside the run, a node index
-outside the committee, two faults on one node at once, more than ``f`` nodes
-down in a scenario that says it must stay live (or never more than ``f`` in
-one that expects a stall), and fault kinds that are not built yet.
+outside the committee, two faults on one node at once, a quorum lost in a
+scenario that says it must stay live (more than ``f`` down when n = 3f+1), or
+never lost in one that expects a stall, and fault kinds that are not built
+yet.
 
     name = "kill-f"
     description = "..."
@@ -18,10 +19,11 @@ one that expects a stall), and fault kinds that are not built yet.
     tx_bytes = 128            # plaintext bytes each
 
     [expect]
-    live = true               # false: more than f nodes go down, the chain must stall
+    live = true               # false: a quorum is lost (f+1 down), the chain must stall
 
     [[faults]]
-    kind = "kill"             # kill | pause | restart_all (partition, delay_loss, byzantine: not yet)
+    kind = "kill"             # kill | pause | restart_all (partition, delay_loss, byzantine:
+                              # not yet)
     targets = ["f"]           # node indices, or "leader", "f", "f+1" (resolved at run time)
     at_s = 10
     until_s = 25
@@ -155,6 +157,11 @@ class Scenario:
         return (self.nodes + self.f) // 2 + 1
 
     @property
+    def spare(self) -> int:
+        """Nodes that may be down with a quorum still up: n - quorum (f when n = 3f+1)."""
+        return self.nodes - self.quorum
+
+    @property
     def run_s(self) -> float:
         """How long the load runs: the duration, or longer so every heal gets its bound."""
         last_heal = max((fault.until_s for fault in self.faults), default=0.0)
@@ -277,18 +284,18 @@ def check(s: Scenario) -> None:
         raise where.error(
             "faults", f"take {down} nodes down at {when:g} s, but there are only {s.nodes}"
         )
-    if s.expect_live and down > s.f:
+    if s.expect_live and down > s.spare:
         raise where.error(
             "expect.live",
             f"= true, but {down} of {s.nodes} nodes are down at {when:g} s, more than "
-            f"f = {s.f}: a quorum ({s.quorum}) is lost and the chain must stall; set "
-            "expect.live = false to check that it stalls without a fork and resumes",
+            f"{s.spare} (f = {s.f}): a quorum ({s.quorum}) is lost and the chain must stall; "
+            "set expect.live = false to check that it stalls without a fork and resumes",
         )
-    if not s.expect_live and down <= s.f:
+    if not s.expect_live and down <= s.spare:
         raise where.error(
             "expect.live",
-            f"= false, but at most {down} of {s.nodes} nodes are ever down (f = {s.f}): "
-            "a quorum stays, nothing would stall; set expect.live = true",
+            f"= false, but at most {down} of {s.nodes} nodes are ever down: a quorum "
+            f"({s.quorum}) stays up, nothing would stall; set expect.live = true",
         )
 
 
@@ -303,9 +310,7 @@ class _Where:
 def _known(where: _Where, prefix: str, table: Mapping[str, Any], keys: tuple[str, ...]) -> None:
     unknown = sorted(set(table) - set(keys))
     if unknown:
-        raise where.error(
-            prefix + unknown[0], f"is not a known key here; known: {', '.join(keys)}"
-        )
+        raise where.error(prefix + unknown[0], f"is not a known key here; known: {', '.join(keys)}")
 
 
 def _table(where: _Where, key: str, value: Any) -> Mapping[str, Any]:
@@ -339,14 +344,15 @@ def _seconds(where: _Where, key: str, value: Any, *, positive: bool = False) -> 
 
 def _load(where: _Where, table: Mapping[str, Any]) -> Load:
     _known(where, "load.", table, LOAD_KEYS)
-    rate = _integer(where, "load.rate", table.get("rate", Load.rate), 1, 100_000)
-    tx_bytes = _integer(where, "load.tx_bytes", table.get("tx_bytes", Load.tx_bytes), 1, MAX_TX_BYTES)
+    default = Load()
+    rate = _integer(where, "load.rate", table.get("rate", default.rate), 1, 100_000)
+    tx_bytes = _integer(
+        where, "load.tx_bytes", table.get("tx_bytes", default.tx_bytes), 1, MAX_TX_BYTES
+    )
     return Load(rate, tx_bytes)
 
 
-def _fault(
-    where: _Where, k: int, raw: Mapping[str, Any], nodes: int, duration: float
-) -> Fault:
+def _fault(where: _Where, k: int, raw: Mapping[str, Any], nodes: int, duration: float) -> Fault:
     at = f"faults[{k}]"
     _known(where, f"{at}.", raw, FAULT_KEYS)
     if "kind" not in raw:
@@ -378,9 +384,7 @@ def _fault(
     return Fault(kind, targets, start, end)
 
 
-def _targets(
-    where: _Where, at: str, kind: FaultKind, value: Any, nodes: int
-) -> tuple[Target, ...]:
+def _targets(where: _Where, at: str, kind: FaultKind, value: Any, nodes: int) -> tuple[Target, ...]:
     key = f"{at}.targets"
     if kind is FaultKind.RESTART_ALL:
         if value not in (None, []):
@@ -397,9 +401,7 @@ def _targets(
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise where.error(key, f"holds {item!r}: a node index or {', '.join(SYMBOLS)}")
         if isinstance(item, str) and item not in SYMBOLS:
-            raise where.error(
-                key, f"holds {item!r}: the symbolic targets are {', '.join(SYMBOLS)}"
-            )
+            raise where.error(key, f"holds {item!r}: the symbolic targets are {', '.join(SYMBOLS)}")
         if isinstance(item, int) and not 0 <= item < nodes:
             raise where.error(
                 key, f"holds node {item}, outside the committee: nodes are 0..{nodes - 1}"

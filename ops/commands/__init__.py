@@ -1,4 +1,4 @@
-"""The operator commands of ``seqnet`` (cluster, bench, soak, sim).
+"""The operator commands of ``seqnet`` (cluster, bench, soak, sim, chaos).
 
 Each module has ``add(subparsers)``; ``pyproject.toml`` registers them in the
 ``seqnet.commands`` entry point group, which the command line loads, so the

@@ -1,0 +1,1 @@
+"""The bundled chaos scenarios (``seqnet chaos list``), shipped as package data."""
