@@ -114,6 +114,7 @@ class Attestation:
         self.certified_height = store.certified_height()
         self.equivocations = 0  # (height, validator) pairs caught signing two headers
         self._tip = store.header_tip()  # highest height this node signed
+        self._signed_before_start = self._tip  # their votes died with the last process
         self._decrypted = store.decrypted_tip()
         self._pending: dict[int, _Height] = {}
         self._done: set[int] = set()  # certified heights above certified_height
@@ -198,7 +199,11 @@ class Attestation:
                 self.store.uncertified_heights, self.certified_height, REQUESTS_PER_ROUND
             )
             now = trio.current_time()
-            asked = {h: self._asked.get(h, now) for h in heights}
+            due = now - REQUEST_AFTER_S  # signed before a restart: ask (and re-vote) at once
+            asked = {
+                h: self._asked.get(h, due if h <= self._signed_before_start else now)
+                for h in heights
+            }
             for height, since in asked.items():
                 if now - since >= REQUEST_AFTER_S and height not in self._disputed:
                     self._broadcast(CertificateRequest(height))
