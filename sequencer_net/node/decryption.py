@@ -6,10 +6,15 @@ Committed blocks arrive in height order. For each, the service rebuilds the
 batch through ``CommittedBatch.from_commit`` (which re-checks the certificate:
 nothing uncommitted can reach the share code), makes this validator's share
 batch in a worker thread and sends it to every peer — one message per block per
-peer. Share batches from peers are kept by block hash (at most one per sender
-and block, only for a bounded window of blocks). With ``t`` of them the batch is
-opened (optimistic combine; proofs checked only if a key check fails) and the
-``DecryptedBatch`` stored. Blocks without transactions need no shares.
+peer — as soon as the block is committed, up to ``SHARE_AHEAD`` blocks ahead of
+the one being opened. Share batches from peers are kept by block hash (at most
+one per sender and block, only for a bounded window of blocks). Blocks are
+opened in height order: with ``t`` share batches the batch is opened
+(optimistic combine; proofs checked only if a key check fails) and the
+``DecryptedBatch`` stored. Since every validator shares ahead, a block's shares
+are usually here when its turn comes, so a busy chain decrypts at the speed of
+its CPU, not one network round trip per block. Blocks without transactions
+need no shares (their empty batch is stored when they are shared).
 
 A node that restarts or syncs finds committed heights with no stored batch, and
 a node that fell behind commits blocks whose shares went out long ago. It first
@@ -29,6 +34,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from logging import DEBUG
 
 import trio
@@ -71,6 +77,7 @@ REQUESTS_QUEUED = 16  # share requests from peers waiting to be served; more are
 SHARE_US_PER_BYTE = 0.2
 OPEN_US = 60
 DECODED_KEPT = 64  # committed blocks whose ciphertexts the mempool handed over, not yet opened
+SHARE_AHEAD = 8  # committed blocks shared, waiting to be opened (well inside EARLY_WINDOW)
 OWN_KEPT = 32  # our own recent share batches, to answer a lagging peer without recomputing
 
 Post = Callable[[int, bytes], None]
@@ -196,13 +203,22 @@ class DecryptionService:
     # ------------------------------------------------------------ the worker
 
     async def run(self) -> None:
-        """Open every committed batch, in height order, and serve peers' share requests."""
+        """Open every committed batch, in height order, and serve peers' share requests.
+
+        Two stages: one shares each committed block as soon as it is committed (up to
+        ``SHARE_AHEAD`` blocks ahead), the other opens them in height order. Every
+        validator shares ahead, so the shares of the next block are usually here
+        when its turn comes: opening costs no network round trip per block.
+        """
+        shared_in, shared = trio.open_memory_channel[Shared](SHARE_AHEAD)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_requests)
-            await self._recover_missing()
-            async for commit in self._commits:
-                if self.store.batch(commit.block.height) is None:
-                    await self._open(commit)
+            nursery.start_soon(self._open_in_order, shared)
+            async with shared_in:
+                await self._recover_missing(shared_in)
+                async for commit in self._commits:
+                    if self.store.batch(commit.block.height) is None:
+                        await self._share(commit, shared_in)
 
     async def _serve_requests(self) -> None:
         """Answer share requests one at a time: our share batch for a committed block."""
@@ -230,32 +246,43 @@ class DecryptionService:
         except NotCommitted:
             return None
 
-    async def _recover_missing(self) -> None:
+    async def _recover_missing(self, shared: trio.MemorySendChannel[Shared]) -> None:
         """Heights committed before a crash (or by sync) whose batch was never stored."""
         for height in self.store.undecrypted_heights():
             for commit in self.store.commits(height, 1):
                 self._latest = max(self._latest, height + BEHIND_BLOCKS)  # peers are past it
-                await self._open(commit)
+                await self._share(commit, shared)
 
-    async def _open(self, commit: Commit) -> None:
-        """One job to verify and share, one to open and store (each in a worker thread
-        unless small: hand-offs cost)."""
+    async def _share(self, commit: Commit, shared: trio.MemorySendChannel[Shared]) -> None:
+        """Verify the commit, make and send our share batch (a worker thread's job unless
+        small: hand-offs cost), and pass it on to be opened in turn."""
         committed_at = time.monotonic()
         try:
             cost_us = SHARE_US_PER_BYTE * len(commit.block.payload)
-            batch, shared = await run_sized(self._verify_and_share, commit, cost_us=cost_us)
+            batch, own = await run_sized(self._verify_and_share, commit, cost_us=cost_us)
         except NotCommitted as exc:
             log.error("committed block %d does not verify: %s", commit.block.height, exc)
             return
-        if isinstance(shared, DecryptedBatch):
-            result = shared  # nothing to decrypt: stored already
-        else:
-            result = await self._decrypt(batch, shared)
-        took = time.monotonic() - committed_at
-        self.metrics.commit_to_decrypt.observe(took)
-        event(log, "decrypted", DEBUG, height=result.height, txs=len(result.txs), ms=took * 1000)
-        self._shares.pop(batch.batch_id, None)
-        self._on_decrypted(result)
+        if isinstance(own, ShareBatch):
+            self._keep_own(own)
+            self._broadcast(SHARES.encode(own))
+            self._shares.setdefault(batch.batch_id, {})[own.node] = own
+        await shared.send(Shared(batch, own, committed_at))
+
+    async def _open_in_order(self, shared: trio.MemoryReceiveChannel[Shared]) -> None:
+        """Open each shared block in height order, then hand the result on."""
+        async for item in shared:
+            batch = item.batch
+            if isinstance(item.own, DecryptedBatch):
+                result = item.own  # nothing to decrypt: stored already
+            else:
+                result = await self._decrypt(batch)
+            took = time.monotonic() - item.committed_at
+            self.metrics.commit_to_decrypt.observe(took)
+            event(log, "decrypted", DEBUG, height=result.height, txs=len(result.txs),
+                  ms=took * 1000)  # fmt: skip
+            self._shares.pop(batch.batch_id, None)
+            self._on_decrypted(result)
 
     def _verify_and_share(
         self, commit: Commit
@@ -305,12 +332,9 @@ class DecryptionService:
         self.store.save_batch(result)
         return result, opening.blamed
 
-    async def _decrypt(self, batch: CommittedBatch, own: ShareBatch) -> DecryptedBatch:
+    async def _decrypt(self, batch: CommittedBatch) -> DecryptedBatch:
         """Combine ``t`` share batches; when they do not come, a peer's keys, then a request."""
-        self._keep_own(own)
-        self._broadcast(SHARES.encode(own))
         self._opening = batch.batch_id
-        self._shares.setdefault(batch.batch_id, {})[own.node] = own
         started, patience, warned = time.monotonic(), self._first_patience(batch), False
         while True:
             self._arrived = trio.Event()
@@ -399,6 +423,15 @@ class DecryptionService:
             event(log, "peer-keys-unproved", DEBUG, height=batch.height)
             return None
         return _assemble(batch, plaintexts, keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A committed block whose share batch went out, waiting for its turn to be opened."""
+
+    batch: CommittedBatch
+    own: ShareBatch | DecryptedBatch  # a DecryptedBatch when it had nothing to decrypt
+    committed_at: float
 
 
 def _decode_body(body: bytes) -> tuple[Ciphertext, bytes]:
