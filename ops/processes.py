@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from sequencer_net.node.network import Member, config_paths, members
 
 STATE_FILE = "cluster.json"
+PORT_OFFSETS = (0, 1000, 2000, 3000)  # libp2p, API, metrics, admin (test networks)
 SIGNALLED_GRACE_S = 3.0  # nodes that got Ctrl-C stop within a second; then we send SIGTERM
 STOP_GRACE_S = 15.0  # SIGTERM lets a node close its database; SIGKILL after this long
 HAVE_PROCFS = os.path.exists("/proc/self/cmdline")
@@ -278,15 +279,16 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def free_base_port(n: int, low: int = 20_000, high: int = 30_000) -> int:
-    """A base port whose libp2p, API and metrics ports (``+ i``, ``+ 1000 + i``, ``+ 2000 + i``)
-    are free for ``n`` validators; from [low, high), below the ephemeral range."""
+def free_base_port(n: int, low: int = 20_000, high: int = 29_000) -> int:
+    """A base port whose libp2p, API, metrics and (on a test network) admin ports (``+ i``,
+    ``+ 1000 + i``, ``+ 2000 + i``, ``+ 3000 + i``) are free for ``n`` validators; from
+    [low, high), so that all of them stay below the ephemeral range (32768 on)."""
     for _ in range(200):
         base = random.randrange(low, high)
-        ports = [base + offset + i for offset in (0, 1000, 2000) for i in range(n)]
+        ports = [base + offset + i for offset in PORT_OFFSETS for i in range(n)]
         if all(_port_free("127.0.0.1", port) for port in ports):
             return base
-    raise ClusterError(f"no {n} free ports at base + 0, 1000 and 2000 in [{low}, {high})")
+    raise ClusterError(f"no {n} free ports at base + 0, 1000, 2000 and 3000 in [{low}, {high})")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -303,7 +305,7 @@ def _check_ports_free(nodes: list[Member]) -> None:
     for m in nodes:
         parts = m.listen.split("/")
         addresses = [(parts[2], int(parts[4]))] if len(parts) > 4 else []
-        for address in (m.api, m.metrics):
+        for address in (m.api, m.metrics, m.admin):
             if address:
                 name, _, number = address.rpartition(":")
                 addresses.append((name, int(number)))

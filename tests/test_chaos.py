@@ -22,10 +22,21 @@ from typing import Any
 import pytest
 
 from ops.chaos import checkers, report, scenario
-from ops.chaos.faults import FaultError, current_leader, resolve
+from ops.chaos.faults import (
+    FaultError,
+    current_leader,
+    cut_off,
+    link_rule,
+    misbehaviour,
+    partition_rules,
+    resolve,
+    resolve_groups,
+)
 from ops.chaos.history import (
     BatchSeen,
+    BlockSeen,
     Delivery,
+    Held,
     History,
     Scrape,
     Status,
@@ -39,10 +50,18 @@ from ops.chaos.scenario import Fault, FaultKind, ScenarioError
 from ops.commands.chaos import bundled_names, bundled_path
 
 ROOT = pathlib.Path(__file__).parent.parent
+FAULT_SCENARIOS = (  # through the admin endpoint of a test network
+    "partition-leader",
+    "loss-delay",
+    "withhold-shares",
+    "corrupt-shares",
+    "censoring-leader",
+    "broken-build",
+)
 NS = "rollup-a"
 RATE_HZ = 4  # heights per second in the crafted histories
 START = 10  # first height compared
-BASE_PORT = 29500  # no other test uses 29500-29530, 30500-30530, 31500-31530
+BASE_PORT = 29500  # and +1000, +2000, +3000 (admin): no other test uses 29500-29530 there
 
 
 def height_at(t: float) -> int:
@@ -53,10 +72,10 @@ def digest(i: int) -> str:
     return f"{i:064x}"
 
 
-KILL_3 = Window(1, "kill", (3,), 10.0, 15.0, "3")
+KILLED_3 = Window(1, "kill", (3,), 10.0, 15.0, "3")
 
 
-def healthy(window: Window | None = KILL_3, seconds: float = 30.0) -> History:
+def healthy(window: Window | None = KILLED_3, seconds: float = 30.0) -> History:
     """A run of 4 nodes committing 4 heights a second, node 3 killed for 5 s, all delivered."""
     n = 4
     windows = [window] if window else []
@@ -127,7 +146,7 @@ def test_a_healthy_history_passes_every_checker() -> None:
     h = healthy()
     found = verdicts(h)
     assert failing(h) == [], {k: v.evidence for k, v in found.items()}
-    assert "one block and one batch header per height" in found["agreement"].summary
+    assert "one block, one batch and one batch header per height" in found["agreement"].summary
     assert found["no loss"].figures["lost"] == 0
     assert found["no loss"].figures["acknowledged"] == 60
     windows = found["liveness"].figures["windows"]
@@ -320,6 +339,160 @@ def test_metrics_below_the_api_or_counting_more_than_stored_disagree() -> None:
     assert "seqnet_transactions_decrypted_total{namespace='rollup-a'} grew by 900" in v.evidence[0]
 
 
+def two_at(h: History, height: int) -> tuple[str, str]:
+    """Every node's batch at ``height`` holds two transactions; node 3's reversed, uncertified
+    (a broken build); the chain itself agrees (``/v1/blocks``)."""
+    a, b = "ab" * 32, "cd" * 32
+    h.batches = [
+        dataclasses.replace(
+            x,
+            txs=((NS, b, True), (NS, a, True)) if x.node == 3 else ((NS, a, True), (NS, b, True)),
+            batch_hash=None if x.node == 3 else x.batch_hash,
+        )
+        if x.height == height
+        else x
+        for x in h.batches
+    ]
+    h.blocks = [BlockSeen(40.0, node, height, f"{height:064x}") for node in range(4)]
+    return a, b
+
+
+def test_a_node_serving_batches_of_its_own_on_the_same_chain_is_named() -> None:
+    h = healthy()
+    a, b = two_at(h, 60)
+    block = f"{60:064x}"[:12]
+    v = verdicts(h)["agreement"]
+    assert not v.ok
+    assert v.evidence[0].startswith(
+        f"batches differ at height 60 (one committed block {block}): node 0,1,2: 2 "
+        f"transactions [{a[:12]}, {b[:12]}]; node 3: 2 transactions [{b[:12]}, {a[:12]}] "
+        "(reversed: the same transactions, first apart at position 0)"
+    )
+    assert v.evidence[0].endswith(f"the chain agrees: /v1/blocks/60 is {block} on node 0,1,2,3")
+    assert "batches of their own: node 3 at 1 height(s)" in v.summary
+    assert v.figures["odd_nodes"] == {"3": 1}
+    h.blocks[-1] = dataclasses.replace(h.blocks[-1], block_hash="ef" * 32)
+    assert "/v1/blocks/60 differs too: node 0,1,2: " in verdicts(h)["agreement"].evidence[0]
+
+
+def test_a_transaction_stranded_by_a_cut_link_is_told_apart_and_fails_the_run() -> None:
+    cut = Window(1, "partition", (3,), 10.0, 15.0, "leader | rest", detail="sides 3 | 0,1,2")
+    h = healthy(cut)
+    stuck = Submission(digest(990), NS, 11.0, 11.01, 3)
+    h.submissions.append(stuck)
+    h.held = [Held(40.0, node, stuck.digest, "pending" if node == 3 else "unknown")
+              for node in range(4)]  # fmt: skip
+    v = verdicts(h)["no loss"]
+    assert not v.ok and v.figures["stranded"] == 1 and v.figures["lost"] == 0
+    assert "1 stranded (acknowledged by a node while a link fault dropped its relay" in v.summary
+    assert any(
+        e.startswith(f"stranded {stuck.digest[:12]}: acknowledged by node 3 at 11.01 s while "
+                     "fault 1 (partition) held its links")
+        for e in v.evidence
+    )  # fmt: skip
+    h.held[0] = Held(40.0, 0, stuck.digest, "pending")  # another node has it: not stranded
+    v = verdicts(h)["no loss"]
+    assert not v.ok
+    assert (
+        "in no node's decrypted batches; at the end pending at node 0, unknown at node 1"
+        in (v.evidence[0])
+    )
+    h.held = []  # not located: nothing shows it is stuck rather than lost
+    assert not verdicts(h)["no loss"].ok
+    h.held = [Held(40.0, n, stuck.digest, "pending" if n == 3 else "unknown") for n in range(4)]
+    h.submissions[-1] = dataclasses.replace(stuck, sent=8.0, acked=8.01)  # before the cut
+    assert not verdicts(h)["no loss"].ok
+
+
+def byzantine(behaviour: str, namespace: str = "") -> Window:
+    return Window(1, "byzantine", (3,), 10.0, 15.0, "f", behaviour, namespace, behaviour)
+
+
+def test_a_censored_namespace_must_still_be_delivered_within_the_bound() -> None:
+    h = healthy(byzantine("censor", NS))
+    v = verdicts(h)["censorship"]
+    assert v.ok and v.figures["windows"][0]["acknowledged"] == 10
+    assert "10 rollup-a transactions acknowledged, 10 delivered within 10 s of it" in v.summary
+    late = digest(24)  # sent at 12 s
+    h.deliveries = [
+        dataclasses.replace(d, digests=tuple(x for x in d.digests if x != late))
+        for d in h.deliveries
+    ]
+    v = verdicts(h)["censorship"]
+    assert not v.ok
+    assert v.evidence[0] == (
+        f"fault 1 (censor rollup-a by node 3): {late[:12]} acknowledged by node 0 at 12.01 s, "
+        "never delivered, bound 10 s"
+    )
+    assert [x.checker for x in checkers.check_all(healthy())] == [
+        "agreement", "no loss", "no duplicates", "liveness", "metrics",
+    ]  # fmt: skip
+
+
+def shares(h: History, by_node: dict[int, tuple[dict[str, float], dict[str, float]]]) -> None:
+    """Scrapes inside the fault (11.5 s and 14.5 s) with these share counters per node."""
+    for node, (first, last) in by_node.items():
+        h.scrapes.append(Scrape(11.5, node, None, None, shares=first))
+        h.scrapes.append(Scrape(14.5, node, None, None, shares=last))
+    h.scrapes.sort(key=lambda s: s.t)
+
+
+def test_the_honest_share_counters_must_name_a_withholding_validator_and_nobody_else() -> None:
+    before = {"0": 10.0, "1": 10.0, "2": 10.0, "3": 7.0}
+    after = {"0": 20.0, "1": 20.0, "2": 20.0, "3": 7.0}
+    h = healthy(byzantine("withhold_shares"))
+    shares(h, {node: (before, after) for node in range(3)})
+    v = verdicts(h)["blame"]
+    assert v.ok and "named by the share counters of node 0,1,2" in v.summary
+    told = "node 0 received share batches 10 from node 1, 10 from node 2, 0 from node 3"
+    assert told in v.evidence[0]
+    h = healthy(byzantine("withhold_shares"))
+    shares(h, {0: (before, {**after, "3": 8.0}), 1: (before, {**after, "2": 10.0})})
+    v = verdicts(h)["blame"]
+    assert not v.ok
+    mine = "seqnet_decryption_shares_received_total"
+    assert f"node 0's {mine} grew for the withholding node(s) 3: " in v.evidence[0]
+    assert f"node 1's {mine} stopped for node(s) 2, which kept decrypting: " in v.evidence[1]
+    h = healthy(byzantine("withhold_shares"))  # node 2 honest but stuck behind: no shares
+    shares(h, {1: (before, {**after, "2": 10.0})})
+    h.statuses = [
+        dataclasses.replace(s, decrypted=50) if s.node == 2 and 11 <= s.t <= 15 else s
+        for s in h.statuses
+    ]
+    assert verdicts(h)["blame"].ok
+    h = healthy(byzantine("withhold_shares"))  # no scrape inside the fault: not judged
+    assert (
+        "no honest node received share batches it could judge by"
+        in (verdicts(h)["blame"].evidence[0])
+    )
+
+
+def test_invalid_shares_must_name_the_corrupting_validator_and_nobody_else() -> None:
+    h = healthy(byzantine("corrupt_shares"))
+    last = {s.node: k for k, s in enumerate(h.scrapes) if s.t > 30}
+    h.scrapes[last[0]] = dataclasses.replace(h.scrapes[last[0]], invalid_shares={"3": 2.0})
+    v = verdicts(h)["blame"]
+    assert v.ok and "named by the honest nodes' invalid share counters (2 from node 3)" in v.summary
+    h.scrapes[last[1]] = dataclasses.replace(h.scrapes[last[1]], invalid_shares={"2": 1.0})
+    v = verdicts(h)["blame"]
+    assert not v.ok and "names node(s) 2, which never corrupted shares" in v.evidence[0]
+    h = healthy(byzantine("corrupt_shares"))
+    assert "names nobody" in verdicts(h)["blame"].evidence[0]
+
+
+def test_failed_rounds_must_name_a_censoring_leader() -> None:
+    h = healthy(byzantine("censor", NS))
+    for node in range(3):
+        h.scrapes += [Scrape(11.5, node, None, None, round_failures={"3": 1.0}),
+                      Scrape(14.5, node, None, None, round_failures={"3": 2.0})]  # fmt: skip
+    h.scrapes.sort(key=lambda s: s.t)
+    v = verdicts(h)["blame"]
+    assert v.ok and "named in the failed rounds node 0,1,2 saw" in v.summary
+    assert "3 led by node 3" in v.summary
+    h.scrapes = [dataclasses.replace(s, round_failures={}) for s in h.scrapes]
+    assert "did not grow for the censoring leader" in verdicts(h)["blame"].evidence[0]
+
+
 def test_latency_is_split_before_during_and_after_the_faults() -> None:
     h = healthy()
     phases = checkers.latency_by_phase(h)
@@ -353,9 +526,10 @@ def test_a_history_survives_json_and_the_report_is_well_formed(tmp_path: pathlib
 def test_every_bundled_scenario_reads_and_says_what_it_does() -> None:
     names = bundled_names()
     assert {"kill-f", "kill-f-plus-1", "pause-node", "full-restart", "kill-leader"} <= set(names)
+    assert set(FAULT_SCENARIOS) <= set(names)
     for name in names:
         s = scenario.load(bundled_path(name))
-        assert s.name == name and len(s.description) > 40 and s.faults
+        assert s.name == name and len(s.description) > 40 and (s.faults or s.broken)
         short = s.short()
         assert short.duration_s <= scenario.SHORT_DURATION_S + 1e-9
         assert short.load.rate <= scenario.SHORT_RATE
@@ -363,6 +537,8 @@ def test_every_bundled_scenario_reads_and_says_what_it_does() -> None:
         scenario.check(short)  # still consistent
 
 
+KILL_3 = 'kind = "kill"\ntargets = [3]'
+BROKEN = 'broken = {node = 3, build = "reorder_batches"}'
 GOOD = """
 name = "t"
 duration_s = 30
@@ -401,9 +577,30 @@ def refused(text: str, tmp_path: pathlib.Path) -> str:
         (("targets = [3]", "targets = []"), "is empty"),
         (("targets = [3]", "targets = [3, 3]"), "names 3 twice"),
         (('kind = "kill"', 'kind = "explode"'), "'explode' is not a fault kind"),
-        (('kind = "kill"', 'kind = "partition"'), "'partition' is not supported yet"),
-        (('kind = "kill"', 'kind = "delay_loss"'), "transport fault hook"),
-        (('kind = "kill"', 'kind = "byzantine"'), "Byzantine modes"),
+        (('kind = "kill"', 'kind = "partition"'), "targets is not a key of partition faults"),
+        ((KILL_3, 'kind = "partition"\ngroups = [[0, 1, 2, 3]]'), "nothing is cut"),
+        ((KILL_3, 'kind = "partition"\ngroups = [[0, 1], [2, 3]]'), "2 of 4 nodes are down"),
+        ((KILL_3, 'kind = "partition"\ngroups = [["f"]]'), 'the only symbol here is "leader"'),
+        ((KILL_3, 'kind = "partition"\ngroups = [[0], [0]]'), "names 0 twice"),
+        (('kind = "kill"', 'kind = "delay_loss"'), "does nothing: give it loss"),
+        (('kind = "kill"', 'kind = "delay_loss"\nloss = 1.5'), "loss = 1.5: must be a prob"),
+        (('kind = "kill"', 'kind = "delay_loss"\ndelay_ms = 5\nprotocol = "gossip"'), "'gossip'"),
+        (('kind = "kill"', 'kind = "kill"\nloss = 0.1'), "loss is not a key of kill faults"),
+        (('kind = "kill"', 'kind = "byzantine"'), "behaviour is required"),
+        (('kind = "kill"', 'kind = "byzantine"\nbehaviour = "lying"'), "'lying' is no behaviour"),
+        (('kind = "kill"', 'kind = "byzantine"\nbehaviour = "censor"'), "namespace is required"),
+        (
+            ('kind = "kill"', 'kind = "byzantine"\nbehaviour = "garbage"\nnamespace = "x"'),
+            "namespace is for censor only",
+        ),
+        (
+            (KILL_3, 'kind = "byzantine"\nbehaviour = "garbage"\ntargets = ["f+1"]'),
+            "expect.safe = true, but 2 of 4 validators are Byzantine at 5 s, more than f = 1",
+        ),
+        (("live = true", "live = true\nsafe = 'no'"), "expect.safe = 'no': must be true or"),
+        (('name = "t"', f'name = "t"\n{BROKEN}'), "set expect.safe = false to say"),
+        (('name = "t"', 'name = "t"\nbroken = {node = 3, build = "fast"}'), "build = 'fast'"),
+        (('name = "t"', 'name = "t"\nbroken = {node = 4, build = "x"}'), "broken.node = 4"),
         (('kind = "kill"', 'kind = "restart_all"'), "must be left out: restart_all takes"),
         (("duration_s = 30", "duration_s = 'long'"), "duration_s = 'long': must be a number"),
         (("duration_s = 30", ""), "duration_s is required"),
@@ -430,6 +627,18 @@ def test_overlapping_faults_on_one_node_or_beside_restart_all_are_refused(
     assert "restart_all takes every node" in refused(text, tmp_path)
     two = "\n[[faults]]\nkind = 'pause'\ntargets = ['f']\nat_s = 8\nuntil_s = 12\n"
     assert "2 of 4 nodes are down at 8 s" in refused(GOOD + two, tmp_path)
+    cut = "\n[[faults]]\nkind = 'partition'\ngroups = [[0]]\nat_s = 8\nuntil_s = 12\n"
+    assert "cannot run beside one that stops processes" in refused(GOOD + cut, tmp_path)
+    slow = "\n[[faults]]\nkind = 'delay_loss'\ndelay_ms = 9\nat_s = 9\nuntil_s = 12\n"
+    links = GOOD.replace(KILL_3, "kind = 'partition'\ngroups = [[0]]") + slow
+    assert "one partition or delay_loss at a time" in refused(links, tmp_path)
+    liar = "\n[[faults]]\nkind = 'byzantine'\nbehaviour = 'lie_reports'\ntargets = [1]\n"
+    both = (
+        GOOD.replace(KILL_3, "kind = 'partition'\ngroups = [[0]]")
+        + liar
+        + "at_s = 9\nuntil_s = 12\n"
+    )
+    assert "2 of 4 validators are down or Byzantine at 9 s" in refused(both, tmp_path)
 
 
 def test_not_toml_and_symbols_naming_no_node_are_refused(tmp_path: pathlib.Path) -> None:
@@ -473,6 +682,31 @@ def test_symbolic_targets_take_the_highest_free_nodes_and_the_reported_leader() 
     assert resolve(everyone, 4, set(), []) == (0, 1, 2, 3)
 
 
+def test_a_partition_cuts_every_link_between_its_sides_and_the_leader_is_resolved() -> None:
+    statuses: list[dict[str, Any] | None] = [{"round": 42, "leader": 2}] * 4
+    alone = Fault(FaultKind.PARTITION, (), 0, 1, groups=(("leader",),), rest=True)
+    assert alone.width(4) == 1 and alone.byzantine(4) == 0 and alone.who() == "leader | rest"
+    groups = resolve_groups(alone, 4, set(), statuses)
+    assert groups == ((2,), (0, 1, 3)) and cut_off(groups) == (2,)
+    assert resolve(alone, 4, set(), statuses) == (2,)
+    rules = partition_rules(groups)
+    assert rules[2] == [{"peer": p, "cut": True} for p in (0, 1, 3)]
+    assert rules[0] == rules[1] == rules[3] == [{"peer": 2, "cut": True}]
+    halves = Fault(FaultKind.PARTITION, (), 0, 1, groups=((0, 1), (2, 3)))
+    assert halves.who() == "0,1 | 2,3"
+    assert halves.width(4) == 2 and cut_off(resolve_groups(halves, 4, set(), [])) == (2, 3)
+    slow = Fault(FaultKind.DELAY_LOSS, (), 0, 1, loss=0.2, delay_ms=30)
+    assert slow.width(4) == 0 and resolve(slow, 4, set(), []) == (0, 1, 2, 3)
+    assert slow.describe() == "delay_loss every node (loss 20%, delay 30 ms) 0-1 s"
+    assert link_rule(slow) == {"protocol": None, "loss": 0.2, "delay_ms": 30}
+    censor = Fault(FaultKind.BYZANTINE, ("f",), 0, 1, behaviour="censor", namespace="rollup-b")
+    assert censor.width(4) == 0 and censor.byzantine(4) == 1
+    assert misbehaviour(censor) == {"censor": "rollup-b"}
+    assert misbehaviour(dataclasses.replace(censor, behaviour="garbage", namespace=None)) == {
+        "garbage": True
+    }
+
+
 # ------------------------------------------------------------ the command
 
 
@@ -501,10 +735,38 @@ def test_list_and_help_and_a_bad_file_exit_as_documented(tmp_path: pathlib.Path)
     bad = tmp_path / "bad.toml"
     bad.write_text(GOOD.replace('kind = "kill"', 'kind = "partition"'))
     run = chaos("run", str(bad), "--cluster")
-    assert run.returncode == 2 and "not supported yet" in run.stderr, run.stderr
+    assert run.returncode == 2 and "not a key of partition faults" in run.stderr, run.stderr
     assert chaos("run", "no-such-scenario", "--cluster").returncode == 2
     nowhere = chaos("run", "kill-f", "--dir", str(tmp_path / "none"))
     assert nowhere.returncode == 2 and "no cluster in" in nowhere.stderr
+    assert "cluster up --test-network --detach" in chaos("run", "loss-delay", "--dir", "x").stderr
+
+
+def test_admin_faults_need_a_test_network_and_a_broken_build_its_own_cluster(
+    tmp_path: pathlib.Path,
+) -> None:
+    net = tmp_path / "net"  # an ordinary network (no admin endpoints); nothing started
+    keygen = [
+        sys.executable,
+        "-m",
+        "sequencer_net.cli",
+        "keygen",
+        "--nodes",
+        "4",
+        "--dir",
+        str(net),
+    ]
+    subprocess.run(keygen, check=True, capture_output=True)
+    run = chaos("run", "withhold-shares", "--dir", str(net))
+    assert run.returncode == 2, run.stderr
+    assert "is not a test network" in run.stderr
+    assert "seqnet cluster up --test-network --detach --dir DIR" in run.stderr
+    assert "seqnet keygen --test-network" in run.stderr
+    broken = chaos("run", "broken-build", "--dir", str(net))
+    assert broken.returncode == 2 and "use --cluster" in broken.stderr
+    up = [sys.executable, "-m", "sequencer_net.cli", "cluster", "up", "--test-network"]
+    again = subprocess.run([*up, "--dir", str(net)], capture_output=True, text=True, check=False)
+    assert again.returncode == 2 and "not a test network: add --fresh" in again.stderr
 
 
 SHORT_RUNS = ("kill-f-plus-1", "full-restart", "pause-node")

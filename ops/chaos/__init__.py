@@ -2,7 +2,8 @@
 
 A scenario file (:mod:`ops.chaos.scenario`) says which faults to inject into
 real validator processes and when (:mod:`ops.chaos.faults`: SIGKILL and
-restart, SIGSTOP and SIGCONT). While they happen, a load runs
+restart, SIGSTOP and SIGCONT; on a test network, partitions, delay and loss,
+and Byzantine behaviour through each validator's admin endpoint). While they happen, a load runs
 (:mod:`ops.chaos.load`) and every node is watched from outside through its
 public API, its ``/metrics`` and a verifying rollup subscription
 (:mod:`ops.chaos.observe`); the result is a recorded history

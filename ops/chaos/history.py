@@ -45,7 +45,8 @@ class BatchSeen:
 
     ``txs``: (namespace, digest, decrypted) by position, from ``/v1/batches/{h}``;
     ``batch_hash`` from ``/v1/namespaces/{ns}/batches/{h}`` (the certified header,
-    the same for every namespace of the height).
+    the same for every namespace of the height); None for a height the node had
+    decrypted but not certified (read at the end of a run).
     """
 
     t: float
@@ -54,6 +55,35 @@ class BatchSeen:
     block_hash: str
     batch_hash: str | None
     txs: tuple[tuple[str, str, bool], ...] = ()
+
+    @property
+    def digests(self) -> tuple[str, ...]:
+        """The transactions' digests in the order the node serves them."""
+        return tuple(digest for _, digest, _ in self.txs)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSeen:
+    """The block ``node`` committed at ``height`` (``/v1/blocks/{h}``): read at the end of
+    a run for the heights where the nodes' batches differ, to tell a fork of the chain
+    from a node that serves batches of its own on the same chain."""
+
+    t: float
+    node: int
+    height: int
+    block_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Where an acknowledged transaction the rollup never received was at the end of a
+    run: ``node``'s ``/v1/transactions/{digest}`` status (pending, committed, decrypted,
+    invalid, unknown)."""
+
+    t: float
+    node: int
+    digest: str
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,30 +112,53 @@ class Submission:
     node: int | None = None
 
 
+DOWN_KINDS = ("kill", "pause", "restart_all", "partition")  # their nodes count as down
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A fault as it happened: the nodes it took, applied at ``start``, healed at ``end``."""
+    """A fault as it happened: the nodes it took, applied at ``start``, healed at ``end``.
+
+    ``nodes``: those it killed, paused, cut off from the largest side of a
+    partition, slowed (delay_loss) or made Byzantine. Only the first three
+    kinds' and partitions' nodes count as down for the quorum (:attr:`down`).
+    """
 
     index: int  # the fault's position in the scenario, from 1
     kind: str
     nodes: tuple[int, ...]
     start: float
     end: float
-    targets: str = ""  # as the scenario wrote them, e.g. "f+1"
+    targets: str = ""  # as the scenario wrote them, e.g. "f+1", "leader | rest"
+    behaviour: str = ""  # byzantine: what the nodes did, e.g. "censor"
+    namespace: str = ""  # byzantine censor: the namespace left out
+    detail: str = ""  # for people: "loss 20%, delay 30 ms", "sides 2 | 0,1,3"
 
     def holds(self, t: float) -> bool:
         return self.start <= t < self.end
 
+    @property
+    def down(self) -> tuple[int, ...]:
+        """The nodes that count as down while it holds."""
+        return self.nodes if self.kind in DOWN_KINDS else ()
+
 
 @dataclass(frozen=True, slots=True)
 class Scrape:
-    """One read of a node's ``/metrics``: heights and decrypted transactions per namespace."""
+    """One read of a node's ``/metrics``: heights, decrypted transactions per namespace,
+    and what names a faulty validator: decryption share batches received and found
+    invalid per sender, failed rounds per leader (keys: the label, a node index); and
+    failed rounds by cause (no-proposal, not-voted, no-quorum)."""
 
     t: float
     node: int
     height: float | None
     certified: float | None
     decrypted: dict[str, float] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)
+    invalid_shares: dict[str, float] = field(default_factory=dict)
+    round_failures: dict[str, float] = field(default_factory=dict)
+    failure_causes: dict[str, float] = field(default_factory=dict)  # failed rounds by cause
 
 
 @dataclass
@@ -135,6 +188,8 @@ class History:
     scrapes: list[Scrape] = field(default_factory=list)
     baseline: dict[int, Status] = field(default_factory=dict)
     final: dict[int, Status] = field(default_factory=dict)
+    blocks: list[BlockSeen] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
 
 def to_json(history: History) -> dict[str, Any]:
@@ -164,4 +219,6 @@ def from_json(data: dict[str, Any]) -> History:
         scrapes=[Scrape(**s) for s in data["scrapes"]],
         baseline={int(k): Status(**v) for k, v in data["baseline"].items()},
         final={int(k): Status(**v) for k, v in data["final"].items()},
+        blocks=[BlockSeen(**b) for b in data.get("blocks", [])],
+        held=[Held(**x) for x in data.get("held", [])],
     )

@@ -5,7 +5,9 @@ not answer within ``STATUS_TIMEOUT_S`` is recorded as down); another reads
 what it serves for every height it has certified (``/v1/batches/{h}``: the committed
 block and the decrypted transactions; ``/v1/namespaces/{ns}/batches/{h}``: the
 certified batch header's hash) and scrapes its ``/metrics`` every
-``SCRAPE_S``. A rollup follower (``ops.load.RollupFollower``: the client
+``SCRAPE_S``. At the end, each node's heights are read up to the one it has
+decrypted, certified or not: a node whose batches never certify (its own
+history) is compared too. A rollup follower (``ops.load.RollupFollower``: the client
 library's verifying subscription, in a child process, failing over between
 nodes) takes every namespace's batches as a rollup would, each recorded with
 the time it arrived. Nothing reads a node's database: what a rollup or an
@@ -22,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ops import health
-from ops.chaos.history import BatchSeen, Delivery, History, Scrape, Status
+from ops.chaos.history import BatchSeen, BlockSeen, Delivery, Held, History, Scrape, Status
 from ops.load import RollupFollower
 from ops.soak import UNANSWERED
-from sequencer_net.client.http import get_json
+from sequencer_net.client.http import ClientError, get_json
 from sequencer_net.node.network import Member
 
 POLL_S = 0.25  # every node's status this often (an idle leader proposes at 4 Hz)
@@ -35,6 +37,10 @@ FETCH_PER_PASS = 25  # heights read per poll at most, so status samples stay fre
 SCRAPE_S = 2.0  # /metrics this often
 FOLLOW_STALL_S = 3.0  # the follower leaves a node that sends no new height this long
 FINAL_FETCH_S = 30.0  # at the end, at most this long to read the heights not yet read
+NOT_FOUND = 404  # a height not certified (or not decrypted) yet
+CHAIN_CHECKS = 20  # at the end, /v1/blocks/{h} of at most this many heights where batches differ
+LOCATED = 500  # at the end, every node asked about at most this many undelivered transactions
+LOCATE_S = 20.0  # ... for at most this long
 
 
 class DeliveryLog(RollupFollower):
@@ -88,11 +94,24 @@ def read_metrics(member: Member, index: int, clock: Callable[[], float]) -> Scra
         samples = page.get(name)
         return samples[0].value if samples else None
 
-    decrypted = {
-        s.labels.get("namespace", ""): s.value
-        for s in page.get("seqnet_transactions_decrypted_total", [])
-    }
-    return Scrape(clock(), index, one("seqnet_height"), one("seqnet_certified_height"), decrypted)
+    def by(name: str, label: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for sample in page.get(name, []):
+            key = sample.labels.get(label, "")
+            out[key] = out.get(key, 0.0) + sample.value
+        return out
+
+    return Scrape(
+        clock(),
+        index,
+        one("seqnet_height"),
+        one("seqnet_certified_height"),
+        by("seqnet_transactions_decrypted_total", "namespace"),
+        by("seqnet_decryption_shares_received_total", "sender"),
+        by("seqnet_decryption_shares_invalid_total", "sender"),
+        by("seqnet_round_failures_total", "leader"),
+        by("seqnet_round_failures_total", "cause"),
+    )
 
 
 class NodeWatcher:
@@ -159,35 +178,52 @@ class NodeWatcher:
             self.scrapes.append(scrape)
         return scrape
 
-    def fetch(self, upto: int, limit: int | None = None, deadline: float | None = None) -> None:
-        """Read heights from ``next_height`` through ``upto``; stops at the first unanswered."""
+    def fetch(
+        self,
+        upto: int,
+        limit: int | None = None,
+        deadline: float | None = None,
+        *,
+        certified: bool = True,
+    ) -> None:
+        """Read heights from ``next_height`` through ``upto``; stops at the first unanswered.
+
+        ``certified``: each with its certified header; else a height not certified
+        yet is read without (its header None).
+        """
         read = 0
         while self.next_height <= upto and (limit is None or read < limit):
             if deadline is not None and time.monotonic() > deadline:
                 return
-            seen = self._read(self.next_height)
+            seen = self._read(self.next_height, certified)
             if seen is None:
                 return
             self.batches.append(seen)
             self.next_height += 1
             read += 1
 
-    def _read(self, height: int) -> BatchSeen | None:
+    def _read(self, height: int, certified: bool = True) -> BatchSeen | None:
         api = self.member.api
         try:
             batch = get_json(api, f"/v1/batches/{height}", timeout=FETCH_TIMEOUT_S)
+        except UNANSWERED:
+            return None
+        try:
             header = get_json(
                 api, f"/v1/namespaces/{self.namespace}/batches/{height}", timeout=FETCH_TIMEOUT_S
             )
+            batch_hash = header["batch_hash"]
+        except ClientError as exc:
+            if certified or exc.status != NOT_FOUND:
+                return None
+            batch_hash = None  # decrypted, not certified (yet, or ever)
         except UNANSWERED:
             return None
         txs = tuple(
             (tx["namespace"], tx["digest"], tx["plaintext"] is not None)
             for tx in batch["transactions"]
         )
-        return BatchSeen(
-            self.clock(), self.index, height, batch["block_hash"], header["batch_hash"], txs
-        )
+        return BatchSeen(self.clock(), self.index, height, batch["block_hash"], batch_hash, txs)
 
 
 class Observer:
@@ -206,6 +242,8 @@ class Observer:
         self.clock = time.monotonic
         self.baseline: dict[int, Status] = {}
         self.final: dict[int, Status] = {}
+        self.blocks: list[BlockSeen] = []
+        self.held: list[Held] = []
         self.watchers: list[NodeWatcher] = []
         self.follower: DeliveryLog | None = None
         self.start_height = 1
@@ -241,6 +279,17 @@ class Observer:
             self.watchers.append(w)
             w.start()
 
+    def scrape_all(self) -> None:
+        """Scrape every node's ``/metrics`` now (before a Byzantine fault is healed)."""
+        for w in self.watchers:
+            w.scrape()
+
+    def scrape_in(self, seconds: float) -> None:
+        """Have every watcher's next scrape come ``seconds`` from now (after a fault's start,
+        once what was in flight has landed)."""
+        for w in self.watchers:
+            w.last_scrape = time.monotonic() - SCRAPE_S + seconds
+
     def delivered(self) -> set[str]:
         if self.follower is None:
             return set()
@@ -263,9 +312,45 @@ class Observer:
             self.final[w.index] = status
             if status.committing and status.certified is not None:
                 w.fetch(status.certified, deadline=deadline)
+                w.fetch(max(status.decrypted or 0, status.certified), deadline=deadline,
+                        certified=False)  # fmt: skip
             w.scrape()
+        self.read_chain(self.disputed()[:CHAIN_CHECKS], deadline)
         if self.follower is not None:
             self.follower.stop()
+
+    def locate(self, digests: Sequence[str]) -> None:
+        """Ask every node where each of ``digests`` is (``/v1/transactions/{digest}``)."""
+        deadline = time.monotonic() + LOCATE_S
+        for digest in digests[:LOCATED]:
+            for i, m in enumerate(self.members):
+                if time.monotonic() > deadline:
+                    return
+                try:
+                    found = get_json(m.api, f"/v1/transactions/{digest}", FETCH_TIMEOUT_S)
+                except UNANSWERED:
+                    continue
+                self.held.append(Held(self.clock(), i, digest, str(found.get("status"))))
+
+    def disputed(self) -> list[int]:
+        """Heights where the nodes serve more than one block or batch, lowest first."""
+        versions: dict[int, set[tuple[str, tuple[str, ...]]]] = {}
+        for w in self.watchers:
+            for b in w.batches:
+                versions.setdefault(b.height, set()).add((b.block_hash, b.digests))
+        return sorted(h for h, v in versions.items() if len(v) > 1)
+
+    def read_chain(self, heights: Sequence[int], deadline: float) -> None:
+        """Each node's committed block (``/v1/blocks/{h}``) at ``heights``."""
+        for height in heights:
+            for w in self.watchers:
+                if time.monotonic() > deadline:
+                    return
+                try:
+                    block = get_json(w.member.api, f"/v1/blocks/{height}", FETCH_TIMEOUT_S)
+                except UNANSWERED:
+                    continue
+                self.blocks.append(BlockSeen(self.clock(), w.index, height, block["block_hash"]))
 
     def history(self, origin: float, **fields: Any) -> History:
         """Everything recorded, times made relative to ``origin``; ``fields``: the run's own."""
@@ -284,5 +369,7 @@ class Observer:
             scrapes=sorted((at(s) for s in scrapes), key=lambda s: s.t),
             baseline={i: at(s) for i, s in self.baseline.items()},
             final={i: at(s) for i, s in self.final.items()},
+            blocks=[at(b) for b in self.blocks],
+            held=[at(x) for x in self.held],
             **fields,
         )

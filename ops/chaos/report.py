@@ -36,7 +36,14 @@ TOP1, BOTTOM1 = 60, 300  # heights
 LANES_TOP, LANES_BOTTOM = 320, 380  # a lane per node: answering, syncing, silent
 TOP2, BOTTOM2 = 400, 590  # latency
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-FAULT_FILL = {"kill": "#f4c7c3", "pause": "#fde9b5", "restart_all": "#d9d2e9"}
+FAULT_FILL = {
+    "kill": "#f4c7c3",
+    "pause": "#fde9b5",
+    "restart_all": "#d9d2e9",
+    "partition": "#c9daf8",
+    "delay_loss": "#d0e0e3",
+    "byzantine": "#ead1dc",
+}
 BUCKETS = 40  # latency buckets across the run, at least 1 s each
 
 
@@ -106,7 +113,8 @@ def _windows(h: History, a: Axis) -> list[str]:
                 f'<rect x="{x1:.1f}" y="{top}" width="{max(x2 - x1, 1):.1f}" '
                 f'height="{bottom - top}" fill="{fill}" data-fault="{w.index}"/>'
             )
-        label = f"{w.index}: {w.kind} {','.join(map(str, w.nodes))}"
+        what = f" {w.behaviour}" if w.behaviour else ""
+        label = f"{w.index}: {w.kind}{what} {','.join(map(str, w.nodes))}"
         out.append(svg_text(x1 + 3, TOP1 + 12, label, font_size="11"))
     return [*out, "</g>"]
 
@@ -297,9 +305,14 @@ def figures(outcome: Outcome) -> dict[str, str]:
         "delivery_recovery_s": " / ".join(_s(w["delivery_recovery_s"]) for w in windows) or "-",
         "rejoin_s": " / ".join(_s(w["rejoin_s"]) for w in windows) or "-",
         **{f"latency_{p}": f"{_ms(lat[p]['p50'])} / {_ms(lat[p]['p99'])}" for p in checkers.PHASES},
-        "acked_lost": f"{loss.get('acknowledged', 0)} / {loss.get('lost', 0)}"
-        + (f" ({loss['at_risk']} at risk)" if loss.get("at_risk") else ""),
+        "acked_lost": f"{loss.get('acknowledged', 0)} / {loss.get('lost', 0)}" + _excused(loss),
     }
+
+
+def _excused(loss: dict[str, Any]) -> str:
+    """`` (2 at risk, 5 stranded)`` or nothing."""
+    parts = [f"{loss[k]} {k.replace('_', ' ')}" for k in ("at_risk", "stranded") if loss.get(k)]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 COLUMNS = (
@@ -329,6 +342,8 @@ def verdict_lines(outcome: Outcome) -> list[str]:
     """Each checker's verdict and evidence, as printed lines."""
     head = f"{outcome.scenario.name}: {'PASS' if outcome.ok else 'FAIL'}: {outcome.words()}"
     lines = [head]
+    if not outcome.scenario.expect_safe:
+        lines.append(f"  {'expected':<14} {'':<9} {_beyond(outcome)}")
     for v in outcome.verdicts:
         lines.append(f"  {v.checker:<14} {'ok' if v.ok else 'VIOLATED':<9} {v.summary}")
         lines += [f"  {'':<14} {'':<9} - {e}" for e in v.evidence]
@@ -342,6 +357,17 @@ def verdict_lines(outcome: Outcome) -> list[str]:
     )
     lines += [f"  note           {n}" for n in outcome.notes]
     return lines
+
+
+def _beyond(o: Outcome) -> str:
+    """What a scenario beyond the fault model (expect.safe = false) expects."""
+    s = o.scenario
+    why = (
+        f"node {s.broken.node} runs a broken build ({s.broken.build})"
+        if s.broken is not None
+        else f"more than f = {s.f} validators are Byzantine"
+    )
+    return f"beyond the fault model ({why}): the checkers are expected to report it"
 
 
 STYLE = """
@@ -399,6 +425,7 @@ def _section(o: Outcome, svg: str) -> list[str]:
         f"{s.load.tx_bytes} B for {s.run_s:g} s, liveness bound {s.liveness_bound_s:g} s, "
         f"expected {'live' if s.expect_live else 'to stall'} during faults; cluster "
         f"{escape(o.directory)}.</p>",
+        *([f"<p><b>Expected to fail:</b> {escape(_beyond(o))}.</p>"] if not s.expect_safe else []),
         svg.split("\n", 1)[1],  # inline, without the XML declaration
         "<table><tr><th>checker</th><th>verdict</th><th>summary</th><th>evidence</th></tr>",
     ]
@@ -420,7 +447,8 @@ def _section(o: Outcome, svg: str) -> list[str]:
         for w in windows:
             gap = w.get("stall_s") if w["expected"] == "stall" else w.get("max_commit_gap_s")
             out.append(
-                f"<tr><td>{w['index']}: {escape(w['kind'])} {escape(w['targets'])}</td>"
+                f"<tr><td>{w['index']}: {escape(w['kind'])} {escape(w['targets'])}"
+                f"{' (' + escape(w['detail']) + ')' if w.get('detail') else ''}</td>"
                 f"<td>{','.join(map(str, w['nodes']))}</td>"
                 f"<td>{w['start']:.1f}-{w['end']:.1f}</td><td>{w['down']}</td>"
                 f"<td>{w['expected']}</td><td>{_s(gap)}</td><td>{_s(w['commit_recovery_s'])}</td>"

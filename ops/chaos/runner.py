@@ -1,7 +1,9 @@
 """One chaos run: a scenario against a running cluster, from a healthy start to a verdict.
 
 1. Every node must be committing (else the run is refused: a setup error,
-   not a finding). Each node's status and metrics are taken as the baseline.
+   not a finding); a scenario whose faults go through the admin endpoint
+   needs a test network. Each node's status and metrics are taken as the
+   baseline.
 2. The rollup follower starts and must deliver every namespace; the load's
    generator fills its queue.
 3. The load starts (time 0 of the scenario) and runs ``Scenario.run_s``;
@@ -28,12 +30,12 @@ from typing import Any
 
 from ops import health
 from ops.chaos import checkers
-from ops.chaos.faults import FaultError, Nodes, resolve
+from ops.chaos.faults import FaultError, Nodes, cut_off, resolve, resolve_groups
 from ops.chaos.history import History, Submission, Window
 from ops.chaos.load import Load
 from ops.chaos.observe import Observer
-from ops.chaos.scenario import Fault, Scenario
-from sequencer_net.node.genesis import load_genesis
+from ops.chaos.scenario import Fault, FaultKind, Scenario
+from sequencer_net.node.genesis import Genesis, load_genesis
 from sequencer_net.node.network import Member, members
 
 READY_S = 60.0  # the cluster must be committing within this before a run starts
@@ -78,12 +80,18 @@ class Outcome:
 
     def words(self) -> str:
         """``safe, live, nothing lost`` or what is not."""
-        return ", ".join((
+        words = [
             "safe" if self.safe else "NOT SAFE",
             "live" if self.live else "NOT LIVE",
             "nothing lost" if self.nothing_lost else "LOST TRANSACTIONS",
             "metrics agree" if self.verdict("metrics").ok else "METRICS DISAGREE",
-        ))  # fmt: skip
+        ]
+        found = {v.checker: v.ok for v in self.verdicts}
+        if "censorship" in found:
+            words.append("censored delivered" if found["censorship"] else "CENSORED LATE")
+        if "blame" in found:
+            words.append("culprits named" if found["blame"] else "CULPRITS NOT NAMED")
+        return ", ".join(words)
 
 
 def run(
@@ -99,7 +107,9 @@ def run(
             f"{scenario.name} needs {scenario.nodes} nodes; {directory} has {len(cluster)}"
         )
     genesis_path = directory / "genesis.json"
-    namespaces = load_genesis(genesis_path).namespaces
+    genesis = load_genesis(genesis_path)
+    check_test_network(scenario, directory, genesis, cluster)
+    namespaces = genesis.namespaces
     wait_ready(cluster)
     observer = Observer(cluster, genesis_path, namespaces)
     observer.take_baseline()
@@ -136,8 +146,11 @@ def run(
             say(f"could not heal: {problem}")
         if load is not None:
             load.stop()
-        if finished:
+        if finished and load is not None:
             observer.finish()
+            delivered = observer.delivered()
+            observer.locate([x.digest for x in load.submissions
+                             if x.acked is not None and x.digest not in delivered])  # fmt: skip
         else:
             observer.stop()
     if problems:
@@ -165,6 +178,28 @@ def run(
     )
 
 
+def check_test_network(
+    scenario: Scenario, directory: Path, genesis: Genesis, cluster: Sequence[Member]
+) -> None:
+    """SetupError unless the cluster can take the scenario's admin faults, and each
+    censored namespace is one of the genesis's."""
+    needing = [f for f in scenario.faults if not f.kind.on_processes]
+    if needing and (not genesis.is_test_network or not all(m.admin for m in cluster)):
+        first = needing[0]
+        raise SetupError(
+            f"{first.kind.value} faults ({first.describe()}) go through each validator's "
+            f"admin endpoint, and {directory / 'genesis.json'} is not a test network: start "
+            f"one with `seqnet cluster up --test-network --detach --dir DIR` (a new DIR, or "
+            "--fresh), or write one with `seqnet keygen --test-network`; or run with --cluster"
+        )
+    for fault in scenario.faults:
+        if fault.namespace is not None and fault.namespace not in genesis.namespaces:
+            raise SetupError(
+                f"{fault.describe()}: no namespace {fault.namespace!r} in this network "
+                f"(it has {', '.join(genesis.namespaces)})"
+            )
+
+
 def wait_ready(cluster: Sequence[Member], timeout_s: float = READY_S) -> None:
     """Until every node commits; SetupError naming those that do not."""
     deadline = time.monotonic() + timeout_s
@@ -181,12 +216,20 @@ def wait_ready(cluster: Sequence[Member], timeout_s: float = READY_S) -> None:
 
 
 def follow_order(scenario: Scenario) -> list[int]:
-    """Nodes for the rollup follower: those no fault names explicitly first, lowest first.
+    """Nodes for the rollup follower: those no fault (nor a broken build) names explicitly
+    first, lowest first.
 
     Symbolic targets take the highest-numbered nodes, so node 0 is usually safe; the
     follower fails over to the next node anyway when one goes.
     """
-    named = {t for fault in scenario.faults for t in fault.targets if isinstance(t, int)}
+    named = {
+        t
+        for fault in scenario.faults
+        for t in (*fault.targets, *(t for g in fault.groups for t in g))
+        if isinstance(t, int)
+    }
+    if scenario.broken is not None:
+        named.add(scenario.broken.node)
     spared = [i for i in range(scenario.nodes) if i not in named]
     return spared + [i for i in range(scenario.nodes) if i in named]
 
@@ -198,38 +241,76 @@ def _schedule(
     origin: float,
     say: Callable[[str], None],
 ) -> list[Window]:
-    """Apply and heal each fault at its time; the windows as they happened."""
+    """Apply and heal each fault at its time; the windows as they happened.
+
+    Around a Byzantine fault the nodes' metrics are scraped once what was in
+    flight at its start has landed, and again just before its heal: what the
+    blame checker compares.
+    """
     events = sorted(
         [(f.until_s, 0, k) for k, f in enumerate(scenario.faults)]
         + [(f.at_s, 1, k) for k, f in enumerate(scenario.faults)]
     )
-    taken: dict[int, tuple[tuple[int, ...], float]] = {}
+    taken: dict[int, tuple[tuple[int, ...], float, str]] = {}
     windows: list[Window] = []
     for at, heal, k in events:
         fault = scenario.faults[k]
         _sleep_until(origin + at)
-        now = time.monotonic() - origin
         try:
             if heal == 0:
-                chosen, start = taken.pop(k)
+                chosen, start, detail = taken.pop(k)
+                if fault.kind is FaultKind.BYZANTINE:
+                    observer.scrape_all()
+                now = time.monotonic() - origin
                 nodes.heal(fault, chosen)
-                windows.append(_window(k, fault, chosen, start, now))
+                windows.append(_window(k, fault, chosen, start, now, detail))
                 say(f"{now:6.1f} s  healed fault {k + 1}: {_verb(fault, True)} {_list(chosen)}")
             else:
-                chosen = resolve(fault, scenario.nodes, _unavailable(scenario, k, nodes),
-                                 _statuses(observer, nodes))  # fmt: skip
+                unavailable = _unavailable(scenario, k, nodes)
+                statuses = _statuses(observer, nodes)
+                groups: tuple[tuple[int, ...], ...] = ()
+                if fault.kind is FaultKind.PARTITION:
+                    groups = resolve_groups(fault, scenario.nodes, unavailable, statuses)
+                    chosen = cut_off(groups)
+                else:
+                    chosen = resolve(fault, scenario.nodes, unavailable, statuses)
                 now = time.monotonic() - origin
-                nodes.apply(fault, chosen)
-                taken[k] = (chosen, now)
-                say(f"{now:6.1f} s  fault {k + 1}: {_verb(fault, False)} {_list(chosen)}")
+                nodes.apply(fault, chosen, groups)
+                if fault.kind is FaultKind.BYZANTINE:
+                    observer.scrape_in(checkers.BLAME_GRACE_S)
+                detail = _detail(fault, groups)
+                taken[k] = (chosen, now, detail)
+                what = f" ({detail})" if detail else ""
+                say(f"{now:6.1f} s  fault {k + 1}: {_verb(fault, False)} {_list(chosen)}{what}")
         except FaultError as exc:
             raise SetupError(f"fault {k + 1} ({fault.describe()}): {exc}") from None
     return sorted(windows, key=lambda w: w.index)
 
 
-def _window(k: int, fault: Fault, chosen: tuple[int, ...], start: float, end: float) -> Window:
+def _detail(fault: Fault, groups: Sequence[Sequence[int]]) -> str:
+    """What the fault did, for people: the sides of a partition, loss and delay, a behaviour."""
+    if fault.kind is FaultKind.PARTITION:
+        return "sides " + " | ".join(",".join(map(str, g)) for g in groups)
+    return fault.what()
+
+
+def _window(
+    k: int, fault: Fault, chosen: tuple[int, ...], start: float, end: float, detail: str = ""
+) -> Window:
     targets = ",".join(str(t) for t in fault.targets) or "all"
-    return Window(k + 1, fault.kind.value, chosen, start, end, targets)
+    if fault.kind is FaultKind.PARTITION:
+        targets = fault.who()
+    return Window(
+        k + 1,
+        fault.kind.value,
+        chosen,
+        start,
+        end,
+        targets,
+        behaviour=fault.behaviour,
+        namespace=fault.namespace or "",
+        detail=detail,
+    )
 
 
 def _unavailable(scenario: Scenario, k: int, nodes: Nodes) -> set[int]:
@@ -239,7 +320,7 @@ def _unavailable(scenario: Scenario, k: int, nodes: Nodes) -> set[int]:
         t
         for j, other in enumerate(scenario.faults)
         if j != k and other.overlaps(me)
-        for t in other.targets
+        for t in (*other.targets, *(t for g in other.groups for t in g))
         if isinstance(t, int)
     }
     return nodes.down | named
@@ -257,9 +338,13 @@ def _statuses(observer: Observer, nodes: Nodes) -> list[dict[str, Any] | None]:
 
 
 def _verb(fault: Fault, healed: bool) -> str:
-    if fault.kind.value == "pause":
-        return "SIGCONT" if healed else "SIGSTOP"
-    return "restarted" if healed else "SIGKILL"
+    verbs = {
+        FaultKind.PAUSE: ("SIGSTOP", "SIGCONT"),
+        FaultKind.PARTITION: ("cut off", "links healed for"),
+        FaultKind.DELAY_LOSS: ("slowed the links of", "links healed for"),
+        FaultKind.BYZANTINE: ("made Byzantine", "honest again:"),
+    }
+    return verbs.get(fault.kind, ("SIGKILL", "restarted"))[healed]
 
 
 def _list(nodes: Sequence[int]) -> str:
@@ -281,14 +366,17 @@ def _drain(
     """Until every acknowledged transaction reached the rollup and every node commits.
 
     Transactions the no-loss checker would call at risk (acknowledged just before
-    their node was killed) are not waited for; nor, for longer than ``STUCK_S``,
+    their node was killed) or may call stranded (acknowledged by a node while a link
+    fault dropped what it sent) are not waited for; nor, for longer than ``STUCK_S``,
     are any others once every node commits and none of them arrives.
     """
     n = len(cluster)
     acked = {
         s.digest
         for s in load.submissions
-        if s.acked is not None and checkers.at_risk(_rebased(s, origin), windows, n) is None
+        if s.acked is not None
+        and checkers.at_risk(_rebased(s, origin), windows, n) is None
+        and checkers.link_risk(_rebased(s, origin), windows) is None
     }
     deadline = time.monotonic() + DRAIN_S
     last_missing, since = len(acked), time.monotonic()

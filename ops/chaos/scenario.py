@@ -2,17 +2,19 @@
 
 An operator writes these by hand, so every mistake is refused with a line that
 names the file, the key and what would be right: an unknown key (a typo would
-otherwise silently drop a fault), a window outside the run, a node index
-outside the committee, two faults on one node at once, a quorum lost in a
-scenario that says it must stay live (more than ``f`` down when n = 3f+1), or
-never lost in one that expects a stall, and fault kinds that are not built
-yet.
+otherwise silently drop a fault), a key that belongs to another kind of fault,
+a window outside the run, a node index outside the committee, two faults on
+one node at once, a quorum lost in a scenario that says it must stay live
+(more than ``f`` down when n = 3f+1), or never lost in one that expects a
+stall, and more than ``f`` Byzantine validators in one that says it must stay
+safe.
 
     name = "kill-f"
     description = "..."
     nodes = 4                 # validators (default 4)
     duration_s = 45           # the load runs this long (longer if a heal needs it)
     liveness_bound_s = 10     # commits and deliveries resume within this after a heal
+    broken = {node = 3, build = "reorder_batches"}   # optional: start node 3 broken
 
     [load]
     rate = 50                 # transactions per second, open loop
@@ -20,18 +22,34 @@ yet.
 
     [expect]
     live = true               # false: a quorum is lost (f+1 down), the chain must stall
+    safe = true               # false: beyond the fault model (> f Byzantine, a broken build)
 
     [[faults]]
-    kind = "kill"             # kill | pause | restart_all (partition, delay_loss, byzantine:
-                              # not yet)
+    kind = "kill"             # kill | pause | restart_all | partition | delay_loss | byzantine
     targets = ["f"]           # node indices, or "leader", "f", "f+1" (resolved at run time)
     at_s = 10
     until_s = 25
+
+    [[faults]]                # the other kinds' own keys
+    kind = "partition"
+    groups = [["leader"]]     # node indices or "leader"; the nodes no group names form one more
+    [[faults]]
+    kind = "delay_loss"       # on the targets' outgoing links (default: every node)
+    loss = 0.2                # probability that a frame is dropped
+    delay_ms = 30             # each frame held this long
+    protocol = "consensus"    # optional: consensus, tx, shares, sync (default: all)
+    [[faults]]
+    kind = "byzantine"
+    behaviour = "censor"      # withhold_shares, corrupt_shares, censor, equivocate,
+    namespace = "rollup-b"    # lie_reports, garbage; namespace: for censor only
 
 Symbolic targets are resolved when the fault starts (see ``docs/chaos.md``):
 ``"f"`` and ``"f+1"`` take that many of the highest-numbered nodes that are up
 and named by no other fault overlapping this one; ``"leader"`` takes the
 leader of the current round as the live nodes report it in ``/v1/status``.
+Partitions, delay and loss and Byzantine behaviour go through the validators'
+admin endpoints, which only a test network has (``seqnet keygen
+--test-network``).
 """
 
 from __future__ import annotations
@@ -41,7 +59,7 @@ import enum
 import math
 import pathlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +78,28 @@ TOP_KEYS = (
     "nodes",
     "duration_s",
     "liveness_bound_s",
+    "broken",
     "load",
     "expect",
     "faults",
 )
 LOAD_KEYS = ("rate", "tx_bytes")
-EXPECT_KEYS = ("live",)
-FAULT_KEYS = ("kind", "targets", "at_s", "until_s")
+EXPECT_KEYS = ("live", "safe")
+BROKEN_KEYS = ("node", "build")
+BUILDS = ("reorder_batches",)  # the node's deliberately broken builds (config, at start)
+COMMON_KEYS = ("kind", "at_s", "until_s")
+KIND_KEYS = {  # what each kind takes beside COMMON_KEYS
+    "kill": ("targets",),
+    "pause": ("targets",),
+    "restart_all": ("targets",),
+    "partition": ("groups",),
+    "delay_loss": ("targets", "loss", "delay_ms", "protocol"),
+    "byzantine": ("targets", "behaviour", "namespace"),
+}
+FAULT_KEYS = tuple(dict.fromkeys(COMMON_KEYS + sum(KIND_KEYS.values(), ())))
+BEHAVIOURS = ("withhold_shares", "corrupt_shares", "censor", "equivocate", "lie_reports", "garbage")
+PROTOCOLS = ("consensus", "tx", "shares", "sync")  # what a delay_loss rule may be limited to
+MAX_DELAY_MS = 60_000
 
 
 class ScenarioError(ValueError):
@@ -74,28 +107,39 @@ class ScenarioError(ValueError):
 
 
 class FaultKind(enum.StrEnum):
-    """What a fault does to its targets. Only the first three exist yet.
+    """What a fault does to its targets.
 
-    ``partition``, ``delay_loss`` and ``byzantine`` are reserved, **not yet**
-    built: partitions, delay and loss need a fault hook in the transport, and
-    Byzantine modes need the node to misbehave on purpose. A scenario naming
-    them is refused, never run without them.
+    The first three act on processes (signals); the last three go through each
+    validator's admin endpoint, which only a test network has: link rules on
+    the frames a node sends (``p2p/faults.py``) and Byzantine behaviour
+    (``sequencer_net/node/byzantine.py``).
     """
 
     KILL = "kill"  # SIGKILL at at_s; restarted at until_s with the same config and data
     PAUSE = "pause"  # SIGSTOP at at_s, SIGCONT at until_s
     RESTART_ALL = "restart_all"  # SIGKILL every node at at_s, restart them all at until_s
-    PARTITION = "partition"  # not yet
-    DELAY_LOSS = "delay_loss"  # not yet
-    BYZANTINE = "byzantine"  # not yet
+    PARTITION = "partition"  # links between groups cut both ways; healed at until_s
+    DELAY_LOSS = "delay_loss"  # the targets' outgoing frames dropped and held; healed
+    BYZANTINE = "byzantine"  # the targets misbehave; honest again at until_s
 
     @property
-    def supported(self) -> bool:
+    def on_processes(self) -> bool:
+        """Signals to processes (no admin endpoint needed)."""
         return self in (FaultKind.KILL, FaultKind.PAUSE, FaultKind.RESTART_ALL)
 
+    @property
+    def on_links(self) -> bool:
+        """Link rules: every node's rules are replaced, so one such fault at a time."""
+        return self in (FaultKind.PARTITION, FaultKind.DELAY_LOSS)
 
-SUPPORTED = tuple(k.value for k in FaultKind if k.supported)
-NOT_YET = tuple(k.value for k in FaultKind if not k.supported)
+    @property
+    def takes_down(self) -> bool:
+        """Its nodes count as down for the quorum (a partition: the side cut off)."""
+        return self.on_processes or self is FaultKind.PARTITION
+
+
+SUPPORTED = tuple(k.value for k in FaultKind)
+ADMIN_KINDS = tuple(k for k in FaultKind if not k.on_processes)
 
 Target = int | str  # a node index, or one of SYMBOLS
 
@@ -105,27 +149,71 @@ class Fault:
     """One fault: what, to whom, from ``at_s`` until it is healed at ``until_s``."""
 
     kind: FaultKind
-    targets: tuple[Target, ...]
+    targets: tuple[Target, ...]  # delay_loss: empty = every node; partition: empty
     at_s: float
     until_s: float
+    groups: tuple[tuple[Target, ...], ...] = ()  # partition: as written (not the rest)
+    rest: bool = False  # partition: the nodes no group names form one more side
+    loss: float = 0.0  # delay_loss
+    delay_ms: int = 0  # delay_loss
+    protocol: str | None = None  # delay_loss: only frames of this protocol
+    behaviour: str = ""  # byzantine: one of BEHAVIOURS
+    namespace: str | None = None  # byzantine censor: the namespace left out
 
-    def width(self, n: int) -> int:
-        """How many nodes it takes down once its symbolic targets are resolved."""
-        if self.kind is FaultKind.RESTART_ALL:
+    def count(self, n: int) -> int:
+        """How many nodes its targets name once the symbols are resolved."""
+        if self.kind is FaultKind.RESTART_ALL or (
+            self.kind is FaultKind.DELAY_LOSS and not self.targets
+        ):
             return n
         f = max_faulty(n)
         sizes = {LEADER: 1, F: f, F_PLUS_1: f + 1}
         return sum(sizes[t] if isinstance(t, str) else 1 for t in self.targets)
 
+    def group_sizes(self, n: int) -> list[int]:
+        """A partition's group sizes, the nodes no group names as one more group."""
+        sizes = [len(g) for g in self.groups]
+        rest = n - sum(sizes)
+        return [*sizes, rest] if rest > 0 else sizes
+
+    def width(self, n: int) -> int:
+        """How many nodes it takes down (for a partition: every side but the largest)."""
+        if self.kind is FaultKind.PARTITION:
+            return n - max(self.group_sizes(n))
+        return self.count(n) if self.kind.takes_down else 0
+
+    def byzantine(self, n: int) -> int:
+        """How many validators it makes Byzantine."""
+        return self.count(n) if self.kind is FaultKind.BYZANTINE else 0
+
     def overlaps(self, other: Fault) -> bool:
         return self.at_s < other.until_s and other.at_s < self.until_s
 
-    def describe(self) -> str:
+    def who(self) -> str:
+        """Its targets as written: ``f``, ``2, 3``, ``leader | rest``."""
         if self.kind is FaultKind.RESTART_ALL:
-            who = "every node"
-        else:
-            who = ", ".join(str(t) for t in self.targets)
-        return f"{self.kind.value} {who} {self.at_s:g}-{self.until_s:g} s"
+            return "every node"
+        if self.kind is FaultKind.PARTITION:
+            sides = [",".join(map(str, g)) for g in self.groups]
+            return " | ".join([*sides, "rest"] if self.rest else sides)
+        if not self.targets:
+            return "every node"
+        return ", ".join(str(t) for t in self.targets)
+
+    def what(self) -> str:
+        """Its settings: ``loss 20%, delay 30 ms``, ``censor rollup-b``; empty for most."""
+        if self.kind is FaultKind.DELAY_LOSS:
+            parts = [f"loss {self.loss:.0%}"] if self.loss else []
+            parts += [f"delay {self.delay_ms} ms"] if self.delay_ms else []
+            parts += [f"{self.protocol} only"] if self.protocol else []
+            return ", ".join(parts)
+        if self.kind is FaultKind.BYZANTINE:
+            return f"{self.behaviour} {self.namespace}" if self.namespace else self.behaviour
+        return ""
+
+    def describe(self) -> str:
+        what = f" ({self.what()})" if self.what() else ""
+        return f"{self.kind.value} {self.who()}{what} {self.at_s:g}-{self.until_s:g} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +222,18 @@ class Load:
 
     rate: int = 20
     tx_bytes: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """A node started from a deliberately broken build (its config, before the start)."""
+
+    node: int
+    build: str  # one of BUILDS
+
+    def config_line(self) -> str:
+        """What is appended to the node's ``node-<i>.toml``."""
+        return f"misbehaviour = {{{self.build} = true}}\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +246,14 @@ class Scenario:
     liveness_bound_s: float = 10.0
     load: Load = Load()
     expect_live: bool = True
+    expect_safe: bool = True
+    broken: Broken | None = None
     source: str = ""  # where it was read from, for messages
+
+    @property
+    def needs_admin(self) -> bool:
+        """Whether its faults need the validators' admin endpoints (a test network)."""
+        return any(not fault.kind.on_processes for fault in self.faults)
 
     @property
     def f(self) -> int:
@@ -193,11 +300,25 @@ class Scenario:
 
 def most_down(faults: tuple[Fault, ...], n: int) -> tuple[int, float]:
     """The largest number of nodes down at one moment, and the first moment it happens."""
+    return _most(faults, lambda f: f.width(n))
+
+
+def most_byzantine(faults: tuple[Fault, ...], n: int) -> tuple[int, float]:
+    """The most Byzantine validators at one moment, and the first moment it happens."""
+    return _most(faults, lambda f: f.byzantine(n))
+
+
+def most_faulty(faults: tuple[Fault, ...], n: int) -> tuple[int, float]:
+    """The most validators down or Byzantine at one moment, and from when."""
+    return _most(faults, lambda f: f.width(n) + f.byzantine(n))
+
+
+def _most(faults: tuple[Fault, ...], size: Callable[[Fault], int]) -> tuple[int, float]:
     best, when = 0, 0.0
     for start in sorted({fault.at_s for fault in faults}):
-        down = sum(f.width(n) for f in faults if f.at_s <= start < f.until_s)
-        if down > best:
-            best, when = down, start
+        total = sum(size(f) for f in faults if f.at_s <= start < f.until_s)
+        if total > best:
+            best, when = total, start
     return best, when
 
 
@@ -235,9 +356,11 @@ def parse(data: Mapping[str, Any], source: str = "<scenario>", default_name: str
     load_ = _load(where, _table(where, "load", data.get("load", {})))
     expect = _table(where, "expect", data.get("expect", {}))
     _known(where, "expect.", expect, EXPECT_KEYS)
-    live = expect.get("live", True)
-    if not isinstance(live, bool):
-        raise where.error("expect.live", f"= {live!r}: must be true or false")
+    live, safe = expect.get("live", True), expect.get("safe", True)
+    for key, value in (("live", live), ("safe", safe)):
+        if not isinstance(value, bool):
+            raise where.error(f"expect.{key}", f"= {value!r}: must be true or false")
+    broken = _broken(where, data.get("broken"), nodes)
     raw_faults = data.get("faults", [])
     if not isinstance(raw_faults, list) or not all(isinstance(x, dict) for x in raw_faults):
         raise where.error("faults", "must be an array of tables: [[faults]] sections")
@@ -253,6 +376,8 @@ def parse(data: Mapping[str, Any], source: str = "<scenario>", default_name: str
         liveness_bound_s=bound,
         load=load_,
         expect_live=live,
+        expect_safe=safe,
+        broken=broken,
         source=source,
     )
     check(scenario)
@@ -264,21 +389,30 @@ def check(s: Scenario) -> None:
     where = _Where(s.source)
     for i, a in enumerate(s.faults, start=1):
         for j, b in enumerate(s.faults[i:], start=i + 1):
-            if not a.overlaps(b):
-                continue
-            if FaultKind.RESTART_ALL in (a.kind, b.kind):
-                raise where.error(
-                    f"faults[{j}]",
-                    f"({b.describe()}) overlaps faults[{i}] ({a.describe()}); restart_all "
-                    "takes every node, so nothing else can run beside it",
-                )
-            shared = sorted({t for t in a.targets if isinstance(t, int)} & set(b.targets))
-            if shared:
-                raise where.error(
-                    f"faults[{j}]",
-                    f"({b.describe()}) targets node {shared[0]}, which faults[{i}] "
-                    f"({a.describe()}) already holds then: one fault per node at a time",
-                )
+            if a.overlaps(b):
+                _overlapping(where, i, a, j, b)
+    if s.broken is not None and s.expect_safe:
+        raise where.error(
+            "broken",
+            f"starts node {s.broken.node} from a broken build ({s.broken.build}), which the "
+            "checkers must catch: set expect.safe = false to say the run is expected to fail",
+        )
+    byzantine, when = most_byzantine(s.faults, s.nodes)
+    if s.expect_safe and byzantine > s.f:
+        raise where.error(
+            "expect.safe",
+            f"= true, but {byzantine} of {s.nodes} validators are Byzantine at {when:g} s, more "
+            f"than f = {s.f}: nothing guarantees safety then; set expect.safe = false to run it "
+            "anyway (the checkers will say what broke)",
+        )
+    faulty, when = most_faulty(s.faults, s.nodes)
+    if s.expect_live and faulty > s.spare and byzantine:
+        raise where.error(
+            "expect.live",
+            f"= true, but {faulty} of {s.nodes} validators are down or Byzantine at {when:g} s, "
+            f"more than {s.spare} (f = {s.f}): liveness is not guaranteed; fewer faults at once, "
+            "or set expect.live = false",
+        )
     down, when = s.most_down()
     if down > s.nodes:
         raise where.error(
@@ -296,6 +430,33 @@ def check(s: Scenario) -> None:
             "expect.live",
             f"= false, but at most {down} of {s.nodes} nodes are ever down: a quorum "
             f"({s.quorum}) stays up, nothing would stall; set expect.live = true",
+        )
+
+
+def _overlapping(where: _Where, i: int, a: Fault, j: int, b: Fault) -> None:
+    """Two faults whose windows overlap: refused unless they can run side by side."""
+    both = f"({b.describe()}) overlaps faults[{i}] ({a.describe()})"
+    if FaultKind.RESTART_ALL in (a.kind, b.kind):
+        raise where.error(
+            f"faults[{j}]", f"{both}; restart_all takes every node, so nothing else can run "
+            "beside it",
+        )  # fmt: skip
+    if a.kind.on_processes != b.kind.on_processes:
+        raise where.error(
+            f"faults[{j}]", f"{both}; a fault through the admin endpoint cannot run beside one "
+            "that stops processes (a killed or paused node loses or cannot take its rules)",
+        )  # fmt: skip
+    if a.kind.on_links and b.kind.on_links:
+        raise where.error(
+            f"faults[{j}]", f"{both}; each node holds one set of link rules, so one partition or "
+            "delay_loss at a time",
+        )  # fmt: skip
+    shared = sorted({t for t in a.targets if isinstance(t, int)} & set(b.targets))
+    if shared:
+        raise where.error(
+            f"faults[{j}]",
+            f"({b.describe()}) targets node {shared[0]}, which faults[{i}] "
+            f"({a.describe()}) already holds then: one fault per node at a time",
         )
 
 
@@ -362,13 +523,14 @@ def _fault(where: _Where, k: int, raw: Mapping[str, Any], nodes: int, duration: 
         known = ", ".join(SUPPORTED)
         raise where.error(f"{at}.kind", f"= {kind_name!r} is not a fault kind; known: {known}")
     kind = FaultKind(kind_name)
-    if not kind.supported:
-        raise where.error(
-            f"{at}.kind",
-            f"= {kind.value!r} is not supported yet: partitions and delay/loss need the "
-            "transport fault hook, Byzantine behaviour needs the node's Byzantine modes, and "
-            f"neither exists yet (docs/chaos.md); usable now: {', '.join(SUPPORTED)}",
-        )
+    allowed = COMMON_KEYS + KIND_KEYS[kind.value]
+    for key in raw:
+        if key not in allowed:
+            takers = [name for name, keys in KIND_KEYS.items() if key in keys]
+            raise where.error(
+                f"{at}.{key}", f"is not a key of {kind.value} faults (only of "
+                f"{', '.join(takers)}); {kind.value} takes {', '.join(allowed)}",
+            )  # fmt: skip
     for key in ("at_s", "until_s"):
         if key not in raw:
             raise where.error(f"{at}.{key}", "is required (seconds from the start of the load)")
@@ -380,8 +542,103 @@ def _fault(where: _Where, k: int, raw: Mapping[str, Any], nodes: int, duration: 
         raise where.error(
             f"{at}.until_s", f"= {end:g} is beyond the run: duration_s = {duration:g}"
         )
+    if kind is FaultKind.PARTITION:
+        groups = _groups(where, at, raw.get("groups"), nodes)
+        rest = sum(map(len, groups)) < nodes
+        return Fault(kind, (), start, end, groups=groups, rest=rest)
+    if kind is FaultKind.DELAY_LOSS:
+        targets = () if "targets" not in raw else _targets(where, at, kind, raw["targets"], nodes)
+        loss = _probability(where, f"{at}.loss", raw.get("loss", 0.0))
+        delay = _integer(where, f"{at}.delay_ms", raw.get("delay_ms", 0), 0, MAX_DELAY_MS)
+        if not loss and not delay:
+            raise where.error(at, "does nothing: give it loss (0..1), delay_ms, or both")
+        protocol = raw.get("protocol")
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise where.error(
+                f"{at}.protocol", f"= {protocol!r}: one of {', '.join(PROTOCOLS)} (or leave it "
+                "out for every protocol)",
+            )  # fmt: skip
+        return Fault(kind, targets, start, end, loss=loss, delay_ms=delay, protocol=protocol)
     targets = _targets(where, at, kind, raw.get("targets"), nodes)
+    if kind is FaultKind.BYZANTINE:
+        behaviour, namespace = _behaviour(where, at, raw)
+        return Fault(kind, targets, start, end, behaviour=behaviour, namespace=namespace)
     return Fault(kind, targets, start, end)
+
+
+def _probability(where: _Where, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.error(key, f"= {value!r}: must be a probability from 0 to 1")
+    if not 0.0 <= float(value) <= 1.0:
+        raise where.error(key, f"= {value}: must be a probability from 0 to 1")
+    return float(value)
+
+
+def _behaviour(where: _Where, at: str, raw: Mapping[str, Any]) -> tuple[str, str | None]:
+    behaviour = raw.get("behaviour")
+    if behaviour is None:
+        raise where.error(f"{at}.behaviour", f"is required; one of {', '.join(BEHAVIOURS)}")
+    if behaviour not in BEHAVIOURS:
+        raise where.error(
+            f"{at}.behaviour", f"= {behaviour!r} is no behaviour; known: {', '.join(BEHAVIOURS)}"
+        )
+    namespace = raw.get("namespace")
+    if behaviour == "censor":
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise where.error(f"{at}.namespace", "is required for censor: the namespace left out")
+        return behaviour, namespace.strip()
+    if namespace is not None:
+        raise where.error(f"{at}.namespace", f"is for censor only, not {behaviour}")
+    return behaviour, None
+
+
+def _groups(where: _Where, at: str, value: Any, nodes: int) -> tuple[tuple[Target, ...], ...]:
+    key = f"{at}.groups"
+    if value is None:
+        raise where.error(
+            key, "is required: the sides of the split, e.g. [[0, 1], [2, 3]] or [[\"leader\"]] "
+            "(the nodes no group names form one more group)",
+        )  # fmt: skip
+    if not isinstance(value, list) or not value or not all(isinstance(g, list) for g in value):
+        raise where.error(key, f"= {value!r}: must be a list of lists of nodes")
+    seen: list[Target] = []
+    groups = []
+    for group in value:
+        if not group:
+            raise where.error(key, "holds an empty group")
+        for item in group:
+            if isinstance(item, bool) or not isinstance(item, int | str):
+                raise where.error(key, f'holds {item!r}: a node index or "leader"')
+            if isinstance(item, str) and item != LEADER:
+                raise where.error(key, f'holds {item!r}: the only symbol here is "leader"')
+            if isinstance(item, int) and not 0 <= item < nodes:
+                raise where.error(
+                    key, f"holds node {item}, outside the committee: nodes are 0..{nodes - 1}"
+                )
+            if item in seen:
+                raise where.error(key, f"names {item!r} twice")
+            seen.append(item)
+        groups.append(tuple(group))
+    fault = Fault(FaultKind.PARTITION, (), 0.0, 1.0, groups=tuple(groups))
+    if len(seen) > nodes:
+        raise where.error(key, f"names {len(seen)} nodes; there are {nodes}")
+    if len(fault.group_sizes(nodes)) < 2:
+        raise where.error(key, "names every node in one group: nothing is cut")
+    return tuple(groups)
+
+
+def _broken(where: _Where, value: Any, nodes: int) -> Broken | None:
+    if value is None:
+        return None
+    table = _table(where, "broken", value)
+    _known(where, "broken.", table, BROKEN_KEYS)
+    if "node" not in table:
+        raise where.error("broken.node", "is required: the node started from the broken build")
+    node = _integer(where, "broken.node", table["node"], 0, nodes - 1)
+    build = table.get("build")
+    if build not in BUILDS:
+        raise where.error("broken.build", f"= {build!r}: one of {', '.join(BUILDS)}")
+    return Broken(node, build)
 
 
 def _targets(where: _Where, at: str, kind: FaultKind, value: Any, nodes: int) -> tuple[Target, ...]:
@@ -412,8 +669,8 @@ def _targets(where: _Where, at: str, kind: FaultKind, value: Any, nodes: int) ->
     if sum(isinstance(t, str) and t != LEADER for t in out) > 1:
         raise where.error(key, "may hold at most one of 'f' and 'f+1'")
     fault = Fault(kind, tuple(out), 0.0, 1.0)
-    if fault.width(nodes) == 0:
+    if fault.count(nodes) == 0:
         raise where.error(key, f"= {value!r} is no node: f = 0 for {nodes} nodes")
-    if fault.width(nodes) > nodes:
-        raise where.error(key, f"= {value!r} is {fault.width(nodes)} nodes; there are {nodes}")
+    if fault.count(nodes) > nodes:
+        raise where.error(key, f"= {value!r} is {fault.count(nodes)} nodes; there are {nodes}")
     return tuple(out)

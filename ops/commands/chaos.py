@@ -20,12 +20,15 @@ VIOLATION = 1  # exit status when a checker found a violation; a setup error is 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "chaos",
-        help="kill, pause, restart a local cluster's nodes under load: safe, live, nothing lost?",
+        help="kill, pause, partition, slow a local cluster's nodes or make some Byzantine, "
+        "under load: safe, live, nothing lost?",
         description=(
             "Run fault scenarios against real validator processes on this machine, under "
             "load, watched from outside (status, batches, /metrics, a verifying rollup "
             "subscription), and judge the recorded history: agreement, no loss, no "
-            "duplicates, liveness, metrics. See docs/chaos.md."
+            "duplicates, liveness, metrics, and for Byzantine faults censorship and blame. "
+            "Partitions, delay/loss and Byzantine faults need a test network (`seqnet "
+            "cluster up --test-network`; --cluster makes one). See docs/chaos.md."
         ),
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -56,11 +59,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     where.add_argument(
         "--dir", type=Path, default=None, metavar="DIR",
         help="the cluster started by `seqnet cluster up --detach --dir DIR` (default "
-        f"{DEFAULT_CLUSTER_DIR}); killed nodes are restarted detached, like the others",
+        f"{DEFAULT_CLUSTER_DIR}; add --test-network there for partitions, delay/loss and "
+        "Byzantine faults); killed nodes are restarted detached, like the others",
     )  # fmt: skip
     where.add_argument(
         "--cluster", action="store_true",
-        help="start a fresh cluster per scenario (temp dir, free ports) and stop it after",
+        help="start a fresh test-network cluster per scenario (temp dir, free ports; a "
+        "scenario's broken build too) and stop it after",
     )  # fmt: skip
     run.add_argument(
         "--report", type=Path, default=None, metavar="DIR",
@@ -91,7 +96,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         except scenario.ScenarioError as exc:
             raise CliError(str(exc)) from None
         faults = "; ".join(f.describe() for f in s.faults) or "no faults"
+        if s.broken is not None:
+            faults += f"; node {s.broken.node} started from a broken build ({s.broken.build})"
         expect = "stays live" if s.expect_live else "stalls, then resumes"
+        if not s.expect_safe:
+            expect += "; beyond the fault model: expected to FAIL"
         print(f"{s.name}\n  {s.nodes} nodes, {s.duration_s:g} s: {faults}; {expect}")
         print(f"  {s.description}")
     return 0
@@ -178,9 +187,15 @@ def _run_on(s: Scenario, directory: Path) -> Outcome:
     from sequencer_net.node.network import NetworkFilesError
 
     if not (directory / "genesis.json").exists():
+        test = " --test-network" if s.needs_admin else ""
         raise CliError(
-            f"no cluster in {directory}: start one with `seqnet cluster up --detach --dir "
-            f"{directory}`, or use --cluster"
+            f"no cluster in {directory}: start one with `seqnet cluster up{test} --detach "
+            f"--dir {directory}`, or use --cluster"
+        )
+    if s.broken is not None:
+        raise CliError(
+            f"{s.name}: node {s.broken.node} must start from a broken build "
+            f"({s.broken.build}), which only a cluster of the run's own can: use --cluster"
         )
     try:
         nodes = faults.Nodes(directory, s.nodes, detach=True)
@@ -190,7 +205,8 @@ def _run_on(s: Scenario, directory: Path) -> Outcome:
 
 
 def _run_fresh(s: Scenario, base_port: int | None) -> Outcome:
-    """On a fresh cluster in a temp dir, stopped after (logs kept, databases removed)."""
+    """On a fresh test-network cluster in a temp dir, stopped after (logs kept, databases
+    removed); a broken build's line appended to its node's config before the start."""
     import tempfile
 
     from ops import health, processes
@@ -202,7 +218,11 @@ def _run_fresh(s: Scenario, base_port: int | None) -> Outcome:
     procs = []
     try:
         base = base_port or processes.free_base_port(s.nodes)
-        write_network(directory, s.nodes, base_port=base)
+        write_network(directory, s.nodes, base_port=base, test_network=True)
+        if s.broken is not None:
+            config = directory / f"node-{s.broken.node}.toml"
+            config.write_text(config.read_text() + s.broken.config_line())
+            _say(f"{s.name}: node {s.broken.node} runs a broken build ({s.broken.build})")
         _say(f"{s.name}: starting {s.nodes} nodes in {directory} (base port {base})")
         procs = processes.start(directory, "warning")
         health.wait_until_committing(directory, procs, runner.READY_S)

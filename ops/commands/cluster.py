@@ -40,6 +40,12 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--base-port", type=positive, default=7100, help="first libp2p port (7100)")
     up.add_argument("--fresh", action="store_true", help="delete DIR's keys and data first")
     up.add_argument("--detach", action="store_true", help="leave the nodes running and return")
+    up.add_argument(
+        "--test-network", action="store_true",
+        help="write a test network (as `keygen --test-network`): each validator gets an admin "
+        "endpoint on 127.0.0.1 (base-port + 3000 + i, token in DIR/admin-token) for "
+        "`seqnet chaos` partitions, delay/loss and Byzantine faults; never for a real network",
+    )  # fmt: skip
     up.add_argument("--timeout", type=positive, default=60, help="seconds to wait for commits")
     up.add_argument(
         "--prometheus", action="store_true",
@@ -115,10 +121,19 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
     if args.fresh and args.dir.exists():
         shutil.rmtree(args.dir)
     if not (args.dir / "genesis.json").exists():
-        genesis = write_network(args.dir, args.nodes, base_port=args.base_port)
-        print(f"wrote genesis and keys for {genesis.n} validators into {args.dir}")
+        genesis = write_network(
+            args.dir, args.nodes, base_port=args.base_port, test_network=args.test_network
+        )
+        test = " (a test network: admin endpoints on base-port + 3000 + i)"
+        print(
+            f"wrote genesis and keys for {genesis.n} validators into {args.dir}"
+            + (test if args.test_network else "")
+        )
     elif len(list(args.dir.glob("node-*.toml"))) != args.nodes:
         raise CliError(f"{args.dir} holds another cluster size: add --fresh to replace it")
+    elif args.test_network and not _is_test_network(args.dir):
+        raise CliError(f"{args.dir} holds a network that is not a test network: add --fresh "
+                       "to replace it with one")  # fmt: skip
     binary = _prometheus_binary(args)
     try:
         procs = processes.start(args.dir, args.log_level, detach=args.detach)
@@ -136,6 +151,15 @@ def _cmd_cluster_up(args: argparse.Namespace) -> int:
     finally:
         if prometheus is not None:
             _stop_prometheus(prometheus)
+
+
+def _is_test_network(directory: pathlib.Path) -> bool:
+    from sequencer_net.node.genesis import GenesisError, load_genesis
+
+    try:
+        return load_genesis(directory / "genesis.json").is_test_network
+    except (GenesisError, OSError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _write_monitoring(args: argparse.Namespace) -> bool:

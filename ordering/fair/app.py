@@ -189,13 +189,17 @@ class FairOrderingApp:
         _keep_newest(self._latest, report)
 
     def has_reported(self, node: int, digest: bytes) -> bool:
-        """Whether ``node``'s newest report we have seen lists ``digest`` (it holds it).
+        """Whether ``node``'s newest report we have seen lists ``digest`` (it holds it),
+        or is full (``MAX_REPORT_ENTRIES``: then it may hold more than it lists).
 
-        Why: a validator relays a transaction it got from a peer to another peer
-        only if that peer's reports do not show it already (``sequencer_net.node.ingress``).
+        Why: a validator relays a transaction to another only if that peer's reports
+        do not show it already (``sequencer_net.node.ingress``).
         """
         report = self._latest.get(node)
-        return report is not None and digest in report.digest_set()
+        if report is None:
+            return False
+        listed = report.digest_set()
+        return digest in listed or len(listed) >= MAX_REPORT_ENTRIES
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

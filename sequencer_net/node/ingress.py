@@ -28,7 +28,11 @@ it, nor at all once it has left our mempool (ordered). Relaying everything at
 once had every node receive each transaction about three times (the entry
 node's copy and every other node's relay); the delayed relay keeps what it was
 for, that a transaction which reached one honest validator reaches all even
-when the validator it was submitted to sends it to only some.
+when the validator it was submitted to sends it to only some. Any transaction
+still in our mempool is offered again every ``RELAY_AGAIN_S`` to the peers
+whose newest report does not list it: a relay frame lost on the way (a bad
+link, a partition) would otherwise leave it stranded at one validator, never
+in f+1 reports and so never ordered.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from sequencer_net.node.wire import TX, TxBatch
 
 RELAY_TICK_S = 0.005
 RELAY_LATER_S = 0.5  # a peer's transaction is relayed this much later, where still missing
+RELAY_AGAIN_S = 1.0  # then again, as long as a peer's newest report does not list it
 MAX_RELAY_LATER = 50_000  # transactions waiting for that; beyond it the oldest go unrelayed
 MAX_WAITING = 20_000  # admissions queued for the checker before new ones are refused
 MAX_WAITING_PER_SOURCE = 5_000  # one source (client connection or peer) may hold this many
@@ -205,8 +210,7 @@ class TxIngress:
             self._remember_checked(digest)
             if item.source is None:
                 self._outgoing.append(item.data)  # from a client: to every peer now
-            else:
-                self._relay_later(digest, item.data, item.source)
+            self._relay_later(digest, item.data, item.source)  # and again where missing
             self._on_admitted(digest, item.ct)
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
@@ -220,12 +224,14 @@ class TxIngress:
         """Its proof passed here (it may have left the mempool since, by commit)."""
         return digest in self._checked
 
-    def _relay_later(self, digest: bytes, data: bytes, source: int) -> None:
+    def _relay_later(
+        self, digest: bytes, data: bytes, source: int | None, after_s: float = RELAY_LATER_S
+    ) -> None:
         if len(self._later) >= MAX_RELAY_LATER:
             _, oldest, _ = self._later.popleft()
             self._copies_from.pop(oldest, None)
-        self._later.append((trio.current_time() + RELAY_LATER_S, digest, data))
-        self._copies_from[digest] = {source}
+        self._later.append((trio.current_time() + after_s, digest, data))
+        self._copies_from.setdefault(digest, set()).update(() if source is None else (source,))
 
     async def relay_loop(self) -> None:
         """Every tick, one ``TxBatch`` per peer with what is due to it."""
@@ -247,9 +253,12 @@ class TxIngress:
             senders = self._copies_from.pop(digest, set())
             if digest not in self.mempool:
                 continue  # ordered (or evicted) meanwhile
-            for peer in self.peers:
-                if peer not in senders and not self._peer_has(peer, digest):
-                    due.setdefault(peer, []).append(data)
+            lacking = [p for p in self.peers if p not in senders and not self._peer_has(p, digest)]
+            for peer in lacking:
+                due.setdefault(peer, []).append(data)
+            if lacking:  # a frame may have been lost: look again until all report it
+                self._copies_from[digest] = senders
+                self._later.append((now + RELAY_AGAIN_S, digest, data))
         return due
 
     # ------------------------------------------------------------ TxBodies (for the app)
