@@ -131,7 +131,14 @@ def test_a_broken_build_fails_the_run_and_agreement_names_the_node_and_the_heigh
     tmp_path: pathlib.Path,
 ) -> None:
     out = tmp_path / "report"
-    args = ("broken-build", "--cluster", "--short", "--base-port", str(BASE_PORT + 10))
+    # reversal shows only in batches of two or more: 200 tx/s puts ~10 in each 50 ms batch
+    # of the load (at --short's 20 tx/s most heights hold one transaction or none)
+    text = bundled_path("broken-build").read_text()
+    path = tmp_path / "broken-build.toml"
+    path.write_text(
+        text.replace("duration_s = 12", "duration_s = 8").replace("rate = 20", "rate = 200")
+    )
+    args = (str(path), "--cluster", "--base-port", str(BASE_PORT + 10))
     run = chaos(*args, "--report", str(out), tmp=tmp_path)
     assert run.returncode == 1, run.stdout[-6000:] + run.stderr[-3000:]
     assert "broken-build: FAIL: NOT SAFE, live, nothing lost, metrics agree" in run.stdout
