@@ -123,8 +123,9 @@ def _observed_metrics_agree(v: Validator, submitted: int) -> bool:
     """What node ``v`` exports of the others and of the order, after the load above."""
     peers = [str(i) for i in range(N) if i != v.me]
     received = [_value(v, "seqnet_decryption_shares_received_total", sender=p) for p in peers]
-    certified = sum(
-        _value(v, "seqnet_submit_to_certified_seconds_count", namespace=ns) for ns in NAMESPACES
+    certified, committed, opened = (
+        sum(_value(v, f"seqnet_{name}_seconds_count", namespace=ns) for ns in NAMESPACES)
+        for name in ("submit_to_certified", "submit_to_commit", "commit_to_decrypt")
     )
     pairs = _value(v, "seqnet_order_pairs_total")
     return (
@@ -133,6 +134,8 @@ def _observed_metrics_agree(v: Validator, submitted: int) -> bool:
         and _value(v, "seqnet_inclusion_delay_blocks_count") > 0
         and 0 <= _value(v, "seqnet_order_inversions_total") <= pairs
         and certified == submitted  # every tx submitted here, once its batch was certified
+        and committed == submitted  # and once committed, by its namespace
+        and opened > 0
     )
 
 

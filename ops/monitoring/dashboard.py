@@ -102,8 +102,18 @@ def _rows() -> list[tuple[str, list[Panel]]]:
         (
             "Latency (measured at the validator that received the submission)",
             [
-                ("Submit -> commit", "s", _quantiles("seqnet_submit_to_commit_seconds"), 6),
-                ("Commit -> decrypted", "s", _quantiles("seqnet_commit_to_decrypt_seconds"), 6),
+                (
+                    "Submit -> commit, by namespace",
+                    "s",
+                    _quantiles("seqnet_submit_to_commit_seconds", by="namespace"),
+                    6,
+                ),
+                (
+                    "Commit -> decrypted, by namespace",
+                    "s",
+                    _quantiles("seqnet_commit_to_decrypt_seconds", by="namespace"),
+                    6,
+                ),
                 (
                     "Submit -> decrypted, by namespace",
                     "s",

@@ -278,7 +278,8 @@ class DecryptionService:
             else:
                 result = await self._decrypt(batch)
             took = time.monotonic() - item.committed_at
-            self.metrics.commit_to_decrypt.observe(took)
+            for namespace in {tx.namespace for tx in result.txs}:
+                self.metrics.labelled(self.metrics.commit_to_decrypt, namespace).observe(took)
             event(log, "decrypted", DEBUG, height=result.height, txs=len(result.txs),
                   ms=took * 1000)  # fmt: skip
             self._shares.pop(batch.batch_id, None)

@@ -74,13 +74,15 @@ class NodeMetrics:
         )
         self.submit_to_commit = Histogram(
             "seqnet_submit_to_commit_seconds",
-            "Submission (at this node) to commit",
+            "Submission (at this node) to commit, by namespace",
+            ["namespace"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.commit_to_decrypt = Histogram(
             "seqnet_commit_to_decrypt_seconds",
-            "Commit to decrypted batch stored",
+            "Commit to decrypted batch stored, by namespace (once per namespace a batch holds)",
+            ["namespace"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

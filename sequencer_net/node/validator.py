@@ -397,8 +397,10 @@ class Validator:
         now = time.monotonic()
         for digest in order:
             submitted = self._submitted.get(digest)
-            if submitted is not None:
-                self.metrics.submit_to_commit.observe(now - submitted)
+            ct = decoded.get(digest)  # submitted here, so it was in our mempool
+            if submitted is not None and ct is not None:
+                latency = self.metrics.labelled(self.metrics.submit_to_commit, ct.namespace)
+                latency.observe(now - submitted)
             self._awaiting_decryption.add(digest)
         self.metrics.mempool_size.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
