@@ -205,23 +205,24 @@ def stop(directory: pathlib.Path, grace_s: float = STOP_GRACE_S) -> Stopped:
 def terminate(pids: list[int], grace_s: float) -> list[int]:
     """SIGTERM ``pids``, wait up to ``grace_s``, SIGKILL the rest; the pids that needed it."""
     for pid in pids:
-        _signal(pid, signal.SIGTERM)
+        send_signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     stubborn = [pid for pid in pids if alive(pid)]
     for pid in stubborn:
-        _signal(pid, signal.SIGKILL)
+        send_signal(pid, signal.SIGKILL)
     return stubborn
 
 
-def _signal(pid: int, signum: signal.Signals) -> None:
+def send_signal(pid: int, signum: signal.Signals, doing: str = "stop") -> None:
+    """Signal a node process; one already gone is fine, another user's is refused."""
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
     except PermissionError:
-        raise ClusterError(f"not allowed to stop pid {pid} (another user's node?)") from None
+        raise ClusterError(f"not allowed to {doing} pid {pid} (another user's node?)") from None
 
 
 def stop_procs(

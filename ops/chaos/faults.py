@@ -22,7 +22,6 @@ half broken by an interrupted scenario.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -275,11 +274,9 @@ def misbehaviour(fault: Fault) -> dict[str, Any]:
 
 def _signal(pid: int, signum: signal.Signals) -> None:
     try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        raise FaultError(f"not allowed to signal pid {pid} (another user's node?)") from None
+        processes.send_signal(pid, signum, doing="signal")
+    except processes.ClusterError as exc:
+        raise FaultError(str(exc)) from None
 
 
 # ------------------------------------------------------------ whom a fault takes
