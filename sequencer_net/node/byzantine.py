@@ -76,10 +76,11 @@ class Misbehaviour:
         if unknown:
             raise BadMisbehaviour(f"unknown behaviour(s) {', '.join(unknown)}")
         for name, value in doc.items():
-            ok = isinstance(value, str) and value if name == "censor" else type(value) is bool
-            if not ok and not (name == "censor" and value is None):
-                kind = "a namespace or null" if name == "censor" else "true or false"
-                raise BadMisbehaviour(f"{name}: expected {kind}")
+            if name == "censor":
+                if value is not None and not (isinstance(value, str) and value):
+                    raise BadMisbehaviour("censor: expected a namespace or null")
+            elif type(value) is not bool:
+                raise BadMisbehaviour(f"{name}: expected true or false")
         return cls(**doc)
 
     def to_json(self) -> dict[str, Any]:
